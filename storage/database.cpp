@@ -1,0 +1,162 @@
+#include "storage/database.hpp"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace eddy::storage {
+
+std::int64_t Row::integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+std::string Row::text(int column) const {
+  auto* p = sqlite3_column_text(stmt_, column);
+  if (!p) return {};
+  return std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
+}
+
+bool Row::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+Database::Database(Database&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)), schema_version_(other.schema_version_) {}
+
+Database& Database::operator=(Database&& other) noexcept {
+  if (this != &other) {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = std::exchange(other.db_, nullptr);
+    path_ = std::move(other.path_);
+    schema_version_ = other.schema_version_;
+  }
+  return *this;
+}
+
+Database::~Database() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Error Database::db_error(std::string_view what) const {
+  int code = db_ ? sqlite3_errcode(db_) : SQLITE_ERROR;
+  std::string message = "database " + path_.string() + ": " + std::string(what) + ": " +
+                        (db_ ? sqlite3_errmsg(db_) : "not open");
+  if (code == SQLITE_FULL) return Error{Errc::no_space, message + " (the disk is full)"};
+  return Error{Errc::database, message};
+}
+
+Expected<Database> Database::open(const std::filesystem::path& path, const std::vector<Migration>& migrations) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  Database db(raw, path);
+  if (rc != SQLITE_OK) return std::unexpected(db.db_error("open"));
+  sqlite3_busy_timeout(raw, 5000);
+  // WAL: readers (eddy status) never block the writer; synchronous=FULL makes each commit
+  // durable before the side effect that follows it.
+  for (auto pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+    if (auto st = db.execute(pragma); !st) return std::unexpected(st.error());
+  }
+  if (auto st = db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                           "applied_at INTEGER NOT NULL)");
+      !st)
+    return std::unexpected(st.error());
+  auto current = db.query_integer("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!current) return std::unexpected(current.error());
+  db.schema_version_ = static_cast<int>(current->value_or(0));
+  for (const auto& m : migrations) {
+    if (m.version <= db.schema_version_) continue;
+    auto st = db.transaction([&]() -> Status {
+      if (char* err = nullptr; sqlite3_exec(db.db_, std::string(m.sql).c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : "unknown";
+        sqlite3_free(err);
+        return make_error(Errc::database, "database " + path.string() + ": migration " +
+                                              std::to_string(m.version) + ": " + msg);
+      }
+      return db.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s','now'))",
+                        {static_cast<std::int64_t>(m.version)});
+    });
+    if (!st) return std::unexpected(st.error());
+    db.schema_version_ = m.version;
+  }
+  return db;
+}
+
+Expected<sqlite3_stmt*> Database::prepare(std::string_view sql, const std::vector<Value>& params) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
+    return std::unexpected(db_error("prepare `" + std::string(sql) + "`"));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    int idx = static_cast<int>(i + 1);
+    int rc = std::visit(
+        [&](const auto& v) -> int {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, idx);
+          else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, idx, v);
+          else if constexpr (std::is_same_v<T, double>) return sqlite3_bind_double(stmt, idx, v);
+          else return sqlite3_bind_text(stmt, idx, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        },
+        params[i]);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return std::unexpected(db_error("bind"));
+    }
+  }
+  return stmt;
+}
+
+Status Database::execute(std::string_view sql, const std::vector<Value>& params) {
+  return query(sql, params, [](const Row&) {});
+}
+
+Status Database::query(std::string_view sql, const std::vector<Value>& params,
+                       const std::function<void(const Row&)>& on_row) {
+  auto stmt = prepare(sql, params);
+  if (!stmt) return std::unexpected(stmt.error());
+  Row row(*stmt);
+  for (;;) {
+    int rc = sqlite3_step(*stmt);
+    if (rc == SQLITE_ROW) {
+      on_row(row);
+      continue;
+    }
+    if (rc == SQLITE_DONE) break;
+    auto err = db_error("run `" + std::string(sql.substr(0, 60)) + "`");
+    sqlite3_finalize(*stmt);
+    return std::unexpected(err);
+  }
+  sqlite3_finalize(*stmt);
+  return {};
+}
+
+Expected<std::optional<std::string>> Database::query_text(std::string_view sql, const std::vector<Value>& params) {
+  std::optional<std::string> out;
+  auto st = query(sql, params, [&](const Row& r) {
+    if (!out && !r.is_null(0)) out = r.text(0);
+  });
+  if (!st) return std::unexpected(st.error());
+  return out;
+}
+
+Expected<std::optional<std::int64_t>> Database::query_integer(std::string_view sql, const std::vector<Value>& params) {
+  std::optional<std::int64_t> out;
+  auto st = query(sql, params, [&](const Row& r) {
+    if (!out && !r.is_null(0)) out = r.integer(0);
+  });
+  if (!st) return std::unexpected(st.error());
+  return out;
+}
+
+std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
+
+Status Database::transaction(const std::function<Status()>& body) {
+  if (auto st = execute("BEGIN IMMEDIATE"); !st) return st;
+  auto st = body();
+  if (!st) {
+    (void)execute("ROLLBACK");
+    return st;
+  }
+  if (auto c = execute("COMMIT"); !c) {
+    (void)execute("ROLLBACK");
+    return c;
+  }
+  return {};
+}
+
+}  // namespace eddy::storage

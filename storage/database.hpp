@@ -1,0 +1,75 @@
+// A SQLite database in WAL mode with numbered migrations compiled in. Small typed helpers for
+// statements keep SQL at the call sites readable and errors as values.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "platform/error.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace eddy::storage {
+
+using Value = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
+
+struct Migration {
+  int version;
+  std::string_view sql;
+};
+
+class Row {
+ public:
+  explicit Row(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  std::int64_t integer(int column) const;
+  std::string text(int column) const;
+  bool is_null(int column) const;
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+class Database {
+ public:
+  // Open (creating if needed) and migrate to the newest version in `migrations`. A database
+  // written by a newer eddyd (a higher version than known) still opens: migrations only add.
+  static Expected<Database> open(const std::filesystem::path& path, const std::vector<Migration>& migrations);
+
+  Database(Database&& other) noexcept;
+  Database& operator=(Database&& other) noexcept;
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+  ~Database();
+
+  Status execute(std::string_view sql, const std::vector<Value>& params = {});
+  // Run a query and call on_row for each row.
+  Status query(std::string_view sql, const std::vector<Value>& params,
+               const std::function<void(const Row&)>& on_row);
+  Expected<std::optional<std::string>> query_text(std::string_view sql, const std::vector<Value>& params = {});
+  Expected<std::optional<std::int64_t>> query_integer(std::string_view sql, const std::vector<Value>& params = {});
+  std::int64_t last_insert_id() const;
+
+  // Run `body` inside BEGIN IMMEDIATE … COMMIT; roll back if it fails.
+  Status transaction(const std::function<Status()>& body);
+
+  int schema_version() const { return schema_version_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  Database(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
+  Expected<sqlite3_stmt*> prepare(std::string_view sql, const std::vector<Value>& params);
+  Error db_error(std::string_view what) const;
+
+  sqlite3* db_ = nullptr;
+  std::filesystem::path path_;
+  int schema_version_ = 0;
+};
+
+}  // namespace eddy::storage
