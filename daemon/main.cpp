@@ -1,3 +1,98 @@
-#include <cstdio>
+// eddyd: the device agent. Parses arguments, loads the configuration and hands over to Agent.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "daemon/agent.hpp"
+#include "daemon/config.hpp"
+#include "daemon/control_server.hpp"
 #include "daemon/version.hpp"
-int main() { std::printf("eddyd %s\n", eddy::daemon::version().data()); return 0; }
+#include "platform/event_loop.hpp"
+#include "platform/log.hpp"
+#include "platform/systemd.hpp"
+
+namespace {
+
+eddy::log::Level level_from(const std::string& name) {
+  using eddy::log::Level;
+  if (name == "error") return Level::error;
+  if (name == "warning") return Level::warning;
+  if (name == "notice") return Level::notice;
+  if (name == "debug") return Level::debug;
+  return Level::info;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "eddyd: the Eddy device agent. Follows a signed fleet repository, installs the releases it "
+      "assigns to this device, checks their health and rolls back on its own.\n\n"
+      "Exit codes: 0 stopped cleanly (or configuration valid with --check-config); 1 a fatal error "
+      "at start-up; 2 bad arguments or configuration."};
+  std::string config_file = "/etc/eddy/eddyd.yaml";
+  bool check_only = false;
+  bool show_version = false;
+  app.add_option("-c,--config", config_file, "configuration file")->capture_default_str();
+  app.add_flag("--check-config", check_only, "check the configuration and exit");
+  app.add_flag("--version", show_version, "print the version and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (show_version) {
+    std::cout << "eddyd " << eddy::daemon::version() << "\n";
+    return 0;
+  }
+
+  auto config = eddy::daemon::load_config(config_file);
+  if (!config) {
+    eddy::log::error(config.error().message);
+    return 2;
+  }
+  eddy::log::set_min_level(level_from(config->log_level));
+  if (auto st = eddy::daemon::check_config(*config); !st) {
+    eddy::log::error(st.error().message);
+    return 2;
+  }
+  if (check_only) {
+    std::cout << "configuration " << config_file << " is valid\n";
+    return 0;
+  }
+
+  ::signal(SIGPIPE, SIG_IGN);
+  eddy::EventLoop loop;
+  eddy::daemon::Agent agent(*config, loop);
+  if (auto st = agent.start(); !st) {
+    eddy::log::error("cannot start: " + st.error().message);
+    return 1;
+  }
+  auto server = eddy::daemon::ControlServer::start(
+      loop, eddy::daemon::ControlServerOptions{config->socket, config->socket_group}, agent);
+  if (!server) {
+    eddy::log::error("cannot open the control socket: " + server.error().message);
+    agent.shutdown();
+    return 1;
+  }
+  loop.every(std::chrono::milliseconds(200), [&] { agent.supervisor().tick(); });
+  if (auto wd = eddy::systemd::watchdog_interval()) {
+    // Pings come from the event loop, so a stuck loop stops them and systemd restarts eddyd.
+    auto period = std::chrono::duration_cast<std::chrono::milliseconds>(*wd / 2);
+    loop.every(std::max(period, std::chrono::milliseconds(100)), [] { (void)eddy::systemd::notify_watchdog(); });
+  }
+  (void)loop.on_signal({SIGTERM, SIGINT}, [&](int sig) {
+    eddy::log::notice(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + "; stopping");
+    (void)eddy::systemd::notify_stopping();
+    loop.stop();
+  });
+  eddy::log::notice("eddyd " + std::string(eddy::daemon::version()) + " started: device " + config->device_id +
+                    ", following " + config->source_url + " (" + config->source_branch + ")");
+  (void)eddy::systemd::notify_ready();
+  loop.run();
+  agent.shutdown();
+  server->reset();
+  eddy::log::notice("eddyd stopped");
+  return 0;
+}

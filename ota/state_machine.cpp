@@ -16,26 +16,29 @@ struct Transition {
 // The whole machine, one row a line, top to bottom in the order an update goes.
 constexpr std::array kTable = {
     Transition{State::idle, Event::fetched, State::fetched},
-    Transition{State::idle, Event::admitted, State::admitted},  // re-evaluation, no new commit
+    Transition{State::idle, Event::admitted, State::admitted},  // no new commit: a step opened
+    Transition{State::idle, Event::rollback_requested, State::rolling_back},
     Transition{State::fetched, Event::verified, State::verified},
     Transition{State::fetched, Event::refused, State::failed},
+    Transition{State::fetched, Event::interrupted, State::failed},
     Transition{State::verified, Event::admitted, State::admitted},
     Transition{State::verified, Event::not_admitted, State::idle},
-    Transition{State::verified, Event::refused, State::failed},
+    Transition{State::verified, Event::interrupted, State::failed},
     Transition{State::admitted, Event::download_started, State::downloading},
     Transition{State::admitted, Event::refused, State::failed},
+    Transition{State::admitted, Event::interrupted, State::failed},
     Transition{State::downloading, Event::staged, State::staged},
     Transition{State::downloading, Event::stage_failed, State::failed},
-    Transition{State::staged, Event::activated, State::activating},
-    Transition{State::staged, Event::stage_failed, State::failed},
+    Transition{State::downloading, Event::interrupted, State::failed},
+    Transition{State::staged, Event::activate, State::activating},
+    Transition{State::staged, Event::interrupted, State::failed},
     Transition{State::activating, Event::activated, State::probing},
     Transition{State::activating, Event::activate_failed, State::rolling_back},
+    Transition{State::activating, Event::interrupted, State::rolling_back},
     Transition{State::probing, Event::probes_passed, State::committed},
     Transition{State::probing, Event::probes_failed, State::rolling_back},
+    Transition{State::probing, Event::interrupted, State::rolling_back},
     Transition{State::rolling_back, Event::rolled_back, State::rolled_back},
-    Transition{State::committed, Event::reset, State::idle},
-    Transition{State::rolled_back, Event::reset, State::idle},
-    Transition{State::failed, Event::reset, State::idle},
 };
 
 }  // namespace
@@ -81,7 +84,9 @@ std::string_view event_name(Event e) {
     case Event::probes_passed: return "probes-passed";
     case Event::probes_failed: return "probes-failed";
     case Event::rolled_back: return "rolled-back";
-    case Event::reset: return "reset";
+    case Event::activate: return "activate";
+    case Event::interrupted: return "interrupted";
+    case Event::rollback_requested: return "rollback-requested";
   }
   return "unknown";
 }

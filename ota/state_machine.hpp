@@ -39,7 +39,9 @@ enum class Event {
   probes_passed,
   probes_failed,
   rolled_back,      // previous version running again
-  reset,            // back to idle after a terminal state
+  activate,           // begin switching to the staged version
+  interrupted,        // eddyd stopped (crash, power cut) in the middle; found at start-up
+  rollback_requested, // an operator asked for the previous version (`eddy rollback`)
 };
 
 std::string_view state_name(State s);

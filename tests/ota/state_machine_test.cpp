@@ -8,7 +8,7 @@ namespace {
 TEST(StateMachine, HappyPathReachesCommitted) {
   State s = State::idle;
   for (Event e : {Event::fetched, Event::verified, Event::admitted, Event::download_started, Event::staged,
-                  Event::activated, Event::activated, Event::probes_passed}) {
+                  Event::activate, Event::activated, Event::probes_passed}) {
     auto next = next_state(s, e);
     ASSERT_TRUE(next) << next.error().message;
     s = *next;

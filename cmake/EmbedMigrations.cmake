@@ -1,0 +1,15 @@
+# Turns storage/migrations/NNN_name.sql into a C++ table compiled into eddy_storage, so the
+# schema ships inside the binary and an older binary can still read what it knows.
+file(GLOB files "${MIGRATIONS_DIR}/*.sql")
+list(SORT files)
+set(out "// Generated from storage/migrations/*.sql by cmake/EmbedMigrations.cmake.\n#include \"storage/migrations.hpp\"\n\nnamespace eddy::storage {\nconst std::vector<Migration>& device_migrations() {\n  static const std::vector<Migration> migrations = {\n")
+foreach(f IN LISTS files)
+  get_filename_component(name "${f}" NAME)
+  string(REGEX MATCH "^[0-9]+" number "${name}")
+  math(EXPR number "${number} + 0")
+  file(READ "${f}" sql)
+  string(APPEND out "    {${number}, R\"eddysql(${sql})eddysql\"},\n")
+endforeach()
+string(APPEND out "  };\n  return migrations;\n}\n}  // namespace eddy::storage\n")
+file(WRITE "${OUTPUT}.tmp" "${out}")
+file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)

@@ -1,0 +1,878 @@
+#include "ota/updater.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "ota/analysis.hpp"
+#include "ota/hooks.hpp"
+#include "ota/payload.hpp"
+#include "ota/trust.hpp"
+#include "ota/version.hpp"
+#include "platform/fault.hpp"
+#include "platform/log.hpp"
+
+namespace eddy::ota {
+
+namespace {
+
+constexpr std::size_t kMaxModelFileBytes = 1 << 20;
+
+std::string short_id(std::string_view id) { return std::string(id.substr(0, 7)); }
+
+// Errors that say the release itself is bad (not the network, the disk or a crash): such a
+// release is rejected on this device instead of being tried again at every poll.
+bool is_release_fault(Errc code) {
+  switch (code) {
+    case Errc::digest_mismatch:
+    case Errc::too_large:
+    case Errc::unsafe_path:
+    case Errc::invalid_argument:
+    case Errc::incompatible:
+    case Errc::unsupported:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Passes bytes through and reaches the fault point "stream:mid" halfway, so crash tests can
+// stop eddyd in the middle of an unpack.
+class FaultPointStream final : public ByteStream {
+ public:
+  FaultPointStream(ByteStream& inner, std::uint64_t total, std::function<void(std::uint64_t)> progress)
+      : inner_(inner), half_(total / 2), progress_(std::move(progress)) {}
+  Expected<std::size_t> read(char* buffer, std::size_t size) override {
+    auto n = inner_.read(buffer, size);
+    if (n) {
+      bytes_ += *n;
+      if (!passed_half_ && bytes_ >= half_ && bytes_ > 0) {
+        passed_half_ = true;
+        fault::point("stream:mid");
+      }
+      if (progress_) progress_(bytes_);
+    }
+    return n;
+  }
+
+ private:
+  ByteStream& inner_;
+  std::uint64_t half_;
+  std::uint64_t bytes_ = 0;
+  bool passed_half_ = false;
+  std::function<void(std::uint64_t)> progress_;
+};
+
+}  // namespace
+
+// One update row being walked through the table.
+struct Updater::Attempt {
+  std::int64_t id = 0;
+  State state = State::idle;
+  std::string commit;
+  Release release;
+  const AppTarget* app = nullptr;
+  std::string from_version;   // committed version when the attempt began: where a rollback goes
+  std::string from_release;
+  std::string outcome_message;
+};
+
+Expected<std::unique_ptr<Updater>> Updater::create(UpdaterOptions options, AppSupervisor& supervisor) {
+  if (auto st = fs::create_directories(options.data_dir, 0750); !st) return std::unexpected(st.error());
+  auto store = storage::StateStore::open(options.data_dir / "eddy.db");
+  if (!store) return std::unexpected(store.error());
+  auto source = GitSource::open(options.data_dir / "repo.git", options.source_url, options.source_branch);
+  if (!source) return std::unexpected(source.error());
+  return std::unique_ptr<Updater>(
+      new Updater(std::move(options), supervisor, std::move(*store), std::move(*source)));
+}
+
+Updater::Updater(UpdaterOptions options, AppSupervisor& supervisor, storage::StateStore store, GitSource source)
+    : options_(std::move(options)), supervisor_(supervisor), store_(std::move(store)), source_(std::move(source)) {}
+
+Updater::~Updater() = default;
+
+void Updater::set_activity_listener(std::function<void(const std::string&)> listener) {
+  std::lock_guard lock(status_mutex_);
+  activity_listener_ = std::move(listener);
+}
+
+void Updater::set_next_poll_at(std::int64_t unix_time) {
+  std::lock_guard lock(status_mutex_);
+  next_poll_at_ = unix_time;
+}
+
+void Updater::request_stop() { stop_ = true; }
+
+void Updater::set_activity(const std::string& activity) {
+  std::function<void(const std::string&)> listener;
+  {
+    std::lock_guard lock(status_mutex_);
+    if (activity_ == activity) return;
+    activity_ = activity;
+    listener = activity_listener_;
+  }
+  if (listener) listener(activity);
+}
+
+void Updater::set_progress(std::uint64_t bytes, std::uint64_t total) {
+  std::lock_guard lock(status_mutex_);
+  if (!current_update_) return;
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - progress_started_).count();
+  double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0.0;
+  nlohmann::json progress = {{"bytes", bytes}, {"total", total}, {"rate", rate}};
+  if (rate > 0 && total >= bytes)
+    progress["eta_seconds"] = static_cast<std::int64_t>(static_cast<double>(total - bytes) / rate);
+  (*current_update_)["progress"] = progress;
+}
+
+void Updater::record_event(const std::string& level, const std::string& message) {
+  if (level == "error") log::error(message);
+  else if (level == "warning") log::warning(message);
+  else log::info(message);
+  if (auto st = store_.record_event(level, message); !st) log::error("cannot record event: " + st.error().message);
+}
+
+// Persist the transition, then reach the new state's fault point: a crash test that kills
+// eddyd there finds the state recorded and its side effect not yet done.
+Status Updater::move(Attempt& attempt, Event event, const std::string& message) {
+  auto next = next_state(attempt.state, event);
+  if (!next) {
+    log::error(next.error().message);
+    return std::unexpected(next.error());
+  }
+  std::string outcome;
+  if (*next == State::committed) outcome = "committed";
+  else if (*next == State::rolled_back) outcome = event == Event::rolled_back && !attempt.outcome_message.empty()
+                                                      ? attempt.outcome_message
+                                                      : "rolled-back";
+  // "aborted": cut short before activation (retried freely); "interrupted": cut short while
+  // the new version was being activated or probed (retried at most max_interrupted_attempts).
+  else if (*next == State::failed) outcome = event == Event::refused       ? "refused"
+                                             : event == Event::interrupted ? "aborted"
+                                                                           : "failed";
+  else if (*next == State::idle) outcome = "accepted";
+  auto st = store_.transition(attempt.id, state_name(attempt.state), state_name(*next), event_name(event), message,
+                              outcome);
+  if (!st) {
+    log::error("cannot persist state " + std::string(state_name(*next)) + ": " + st.error().message);
+    return st;
+  }
+  log::info("update " + std::to_string(attempt.id) +
+            (attempt.release.target.empty() ? "" : " (" + attempt.release.target + " " + attempt.release.version + ")") +
+            ": " + std::string(state_name(attempt.state)) + " -> " + std::string(state_name(*next)) +
+            (message.empty() ? "" : ": " + message));
+  attempt.state = *next;
+  {
+    std::lock_guard lock(status_mutex_);
+    if (current_update_) {
+      (*current_update_)["state"] = state_name(*next);
+      (*current_update_)["since"] = storage::unix_now();
+    }
+  }
+  fault::point("state:" + std::string(state_name(*next)));
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Polling and trust
+
+CycleResult Updater::run_cycle() {
+  CycleResult result;
+  set_activity("fetching " + options_.source_url);
+  auto tip = source_.fetch();
+  (void)store_.put("last_poll_at", std::to_string(storage::unix_now()));
+  if (!tip) {
+    result.outcome = "failed";
+    result.poll_failed = true;
+    result.message = tip.error().message;
+    (void)store_.put("last_poll_result", "failed: " + tip.error().message);
+    log::warning("poll failed: " + tip.error().message);
+    set_activity("poll failed; retrying later");
+    return result;
+  }
+  result.commit = *tip;
+  auto accepted = store_.get("accepted_commit");
+  auto refused = store_.get("refused_commit");
+  if (!accepted || !refused) {
+    result.outcome = "failed";
+    result.message = (!accepted ? accepted.error() : refused.error()).message;
+    return result;
+  }
+
+  std::int64_t verified_update = 0;  // the row of a commit accepted in this poll
+  if (*tip != accepted->value_or("") && *tip != refused->value_or("")) {
+    auto ok = accept_commit(*tip, verified_update);
+    if (!ok) {
+      result.outcome = "refused";
+      result.message = ok.error().message;
+      (void)store_.put("last_poll_result", "refused " + short_id(*tip));
+      set_activity("refused commit " + short_id(*tip) + "; waiting for the next poll");
+      return result;
+    }
+  } else if (*tip == refused->value_or("")) {
+    // Nothing new since the refusal: neither downloaded nor verified again.
+    result.outcome = "refused";
+    result.message = "commit " + short_id(*tip) + " was refused before and is still the tip";
+  }
+
+  const Fleet* fleet = fleet_at_accepted();
+  auto accepted_now = store_.get("accepted_commit");
+  std::string commit = accepted_now && *accepted_now ? **accepted_now : "";
+  if (!fleet) {
+    if (result.outcome.empty()) {
+      result.outcome = "up-to-date";
+      result.message = "no commit accepted yet";
+    }
+    set_activity("waiting for the next poll");
+    return result;
+  }
+
+  std::int64_t now = storage::unix_now();
+  auto assignment = assign(
+      *fleet, options_.device,
+      [&](const Rollout& r) -> std::int64_t {
+        std::string key = commit + ":" + r.file;
+        if (auto it = rollout_start_cache_.find(key); it != rollout_start_cache_.end()) return it->second;
+        auto t = source_.last_change_time(commit, r.file);
+        std::int64_t start = t ? *t : now;
+        rollout_start_cache_[key] = start;
+        return start;
+      },
+      now);
+  if (!assignment) {
+    // A conflict between rollouts is a problem of the repository, found after acceptance.
+    record_event("error", "commit " + short_id(commit) + ": " + assignment.error().message);
+    result.outcome = "failed";
+    result.message = assignment.error().message;
+    return result;
+  }
+
+  int installed_count = 0;
+  int rolled_back_count = 0;
+  int failed_count = 0;
+  std::vector<std::string> messages;
+  for (const auto& a : assignment->assignments) {
+    if (stop_) break;
+    if (!a.admitted) {
+      if (a.next_step_at && (!result.next_step_at || *a.next_step_at < *result.next_step_at))
+        result.next_step_at = a.next_step_at;
+      log::debug(a.target + ": " + a.reason);
+      continue;
+    }
+    auto why_not = why_not_install(a);
+    if (why_not) {
+      log::debug(a.target + ": " + *why_not);
+      continue;
+    }
+    Attempt attempt;
+    attempt.commit = commit;
+    attempt.release = a.release;
+    attempt.app = &options_.apps.at(a.target);
+    auto inst = store_.installed(a.target);
+    if (inst && *inst) {
+      attempt.from_version = (*inst)->current_version;
+      attempt.from_release = (*inst)->current_release;
+    }
+    if (verified_update != 0) {
+      attempt.id = verified_update;
+      attempt.state = State::verified;
+      verified_update = 0;
+      if (auto st = store_.set_update_release(attempt.id, a.target, a.release.name, a.release.version,
+                                              a.release.payload.sha256, attempt.from_version);
+          !st)
+        break;
+      if (!move(attempt, Event::admitted, a.reason)) break;
+    } else {
+      auto row = store_.begin_update(commit, "admitted", "admitted");
+      if (!row) {
+        log::error(row.error().message);
+        break;
+      }
+      attempt.id = row->id;
+      attempt.state = State::admitted;
+      if (auto st = store_.set_update_release(attempt.id, a.target, a.release.name, a.release.version,
+                                              a.release.payload.sha256, attempt.from_version);
+          !st)
+        break;
+      fault::point("state:admitted");
+    }
+    switch (install(attempt)) {
+      case Finish::committed: ++installed_count; break;
+      case Finish::rolled_back: ++rolled_back_count; break;
+      case Finish::failed: ++failed_count; break;
+      case Finish::stopped: break;
+    }
+    messages.push_back(a.target + " " + a.release.version + ": " + attempt.outcome_message);
+  }
+  for (const auto& s : assignment->skipped) log::debug(s);
+
+  if (verified_update != 0) {
+    // The new commit admitted nothing for this device (yet).
+    Attempt attempt;
+    attempt.id = verified_update;
+    attempt.state = State::verified;
+    attempt.commit = commit;
+    (void)move(attempt, Event::not_admitted, "nothing to install for this device");
+  }
+
+  if (result.outcome.empty() || result.outcome == "refused") {
+    if (rolled_back_count > 0) result.outcome = "rolled-back";
+    else if (failed_count > 0) result.outcome = "failed";
+    else if (installed_count > 0) result.outcome = "updated";
+    else if (result.outcome.empty()) result.outcome = result.next_step_at ? "not-admitted" : "up-to-date";
+  }
+  if (!messages.empty()) {
+    std::string joined;
+    for (const auto& m : messages) joined += (joined.empty() ? "" : "; ") + m;
+    result.message = joined;
+  } else if (result.message.empty()) {
+    result.message = result.next_step_at ? "not this device's turn yet" : "up to date at " + short_id(commit);
+  }
+  (void)store_.put("last_poll_result", result.outcome);
+  set_activity("idle at " + short_id(commit) + "; waiting for the next poll");
+  return result;
+}
+
+Expected<std::string> Updater::accept_commit(const std::string& tip, std::int64_t& update_id) {
+  set_activity("verifying commit " + short_id(tip));
+  auto row = store_.begin_update(tip, "fetched", "fetched");
+  if (!row) return std::unexpected(row.error());
+  fault::point("state:fetched");
+  update_id = row->id;
+  Attempt attempt;
+  attempt.id = row->id;
+  attempt.state = State::fetched;
+  attempt.commit = tip;
+
+  auto fail = [&](const Error& e) -> Expected<std::string> {
+    (void)refuse(attempt.id, tip, e);
+    update_id = 0;
+    return std::unexpected(e);
+  };
+
+  auto signers = AllowedSigners::load(options_.allowed_signers);
+  if (!signers) return fail(signers.error().with_context("commit " + short_id(tip)));
+  auto info = source_.commit(tip);
+  if (!info) return fail(info.error());
+  auto signer = verify_commit(info->raw, *signers, tip);
+  if (!signer) return fail(signer.error());
+  auto accepted = store_.get("accepted_commit");
+  if (!accepted) return fail(accepted.error());
+  if (*accepted) {
+    auto descends = source_.descends_from(tip, **accepted);
+    if (!descends) return fail(descends.error());
+    if (!*descends)
+      return fail(Error{Errc::not_descendant,
+                        "commit " + short_id(tip) + " does not descend from the last accepted commit " +
+                            short_id(**accepted) +
+                            ": the branch history was rewritten; push a new signed commit on top of " +
+                            short_id(**accepted)});
+  }
+  auto fleet = load_fleet(tip);
+  if (!fleet) return fail(fleet.error().with_context("commit " + short_id(tip)));
+
+  // Accepting is one transaction: the transition and the new accepted commit together.
+  auto st = store_.database().transaction([&]() -> Status {
+    if (auto p = store_.put("accepted_commit", tip); !p) return p;
+    if (auto p = store_.put("accepted_at", std::to_string(storage::unix_now())); !p) return p;
+    return store_.put("refused_commit", "");
+  });
+  if (!st) return fail(st.error());
+  if (!move(attempt, Event::verified, "signed by " + signer->principal + " (" + signer->fingerprint + ")"))
+    return std::unexpected(Error{Errc::database, "cannot persist verified state"});
+  (void)source_.set_accepted(tip);
+  fleet_commit_ = tip;
+  fleet_ = std::move(*fleet);
+  log::notice("accepted commit " + short_id(tip) + " \"" + info->summary + "\" signed by " + signer->principal);
+  return tip;
+}
+
+Status Updater::refuse(std::int64_t update_id, const std::string& tip, const Error& why) {
+  Attempt attempt;
+  attempt.id = update_id;
+  attempt.state = State::fetched;
+  (void)move(attempt, Event::refused, why.message);
+  (void)store_.put("refused_commit", tip);
+  record_event("warning", "commit " + short_id(tip) + " refused (" + std::string(why.category()) + "): " + why.message);
+  return {};
+}
+
+Expected<Fleet> Updater::load_fleet(const std::string& commit) {
+  std::map<std::string, std::string> files;
+  for (const char* dir : {"releases", "rollouts"}) {
+    auto names = source_.list_files(commit, dir);
+    if (!names) return std::unexpected(names.error());
+    for (const auto& name : *names) {
+      if (!name.ends_with(".yaml") && !name.ends_with(".yml")) continue;
+      std::string path = std::string(dir) + "/" + name;
+      auto content = source_.read_file(commit, path, kMaxModelFileBytes);
+      if (!content) return std::unexpected(content.error());
+      files[path] = std::move(*content);
+    }
+  }
+  return parse_fleet(files);
+}
+
+const Fleet* Updater::fleet_at_accepted() {
+  auto accepted = store_.get("accepted_commit");
+  if (!accepted || !*accepted || (*accepted)->empty()) return nullptr;
+  if (fleet_ && fleet_commit_ == **accepted) return &*fleet_;
+  auto fleet = load_fleet(**accepted);
+  if (!fleet) {
+    log::error("cannot read the model of accepted commit " + short_id(**accepted) + ": " + fleet.error().message);
+    return nullptr;
+  }
+  fleet_commit_ = **accepted;
+  fleet_ = std::move(*fleet);
+  return &*fleet_;
+}
+
+// Reasons an admitted release is not installed now; nullopt means install it.
+std::optional<std::string> Updater::why_not_install(const Assignment& a) {
+  const Release& r = a.release;
+  auto app = options_.apps.find(a.target);
+  if (r.payload.type != "app") return "payload type `" + r.payload.type + "` is not handled by this device";
+  if (app == options_.apps.end()) return "target `" + a.target + "` is not an app configured on this device";
+  auto inst = store_.installed(a.target);
+  if (inst && *inst && (*inst)->current_version == r.version) return "already running " + r.version;
+  auto rejected = store_.rejection(a.target, r.version, r.payload.sha256);
+  if (rejected && *rejected) return "release " + r.name + " failed here before (" + **rejected + "); not retried";
+  auto interrupted = store_.count_outcomes(a.target, r.version, "interrupted");
+  if (interrupted && *interrupted >= options_.max_interrupted_attempts)
+    return "release " + r.name + " was interrupted " + std::to_string(*interrupted) + " times; not retried";
+  if (inst && *inst && !r.allow_downgrade && compare_versions(r.version, (*inst)->current_version) < 0) {
+    std::string key = "downgrade:" + a.target + ":" + r.version;
+    auto seen = store_.get(key);
+    if (seen && !*seen) {
+      (void)store_.put(key, "1");
+      record_event("warning", "release " + r.name + " (" + r.version + ") is older than the running " +
+                                  (*inst)->current_version + "; refused (set allowDowngrade: true in the release to allow)");
+    }
+    return "downgrade refused";
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Installing
+
+Updater::Finish Updater::install(Attempt& attempt) {
+  const Release& r = attempt.release;
+  const AppTarget& app = *attempt.app;
+  {
+    std::lock_guard lock(status_mutex_);
+    current_update_ = nlohmann::json{{"target", r.target}, {"release", r.name}, {"version", r.version},
+                                     {"state", state_name(attempt.state)}, {"since", storage::unix_now()}};
+    progress_started_ = std::chrono::steady_clock::now();
+  }
+  struct ClearUpdate {
+    Updater& u;
+    ~ClearUpdate() {
+      std::lock_guard lock(u.status_mutex_);
+      u.current_update_.reset();
+    }
+  } clear{*this};
+
+  set_activity("downloading " + r.name);
+  if (!move(attempt, Event::download_started, r.payload.path.empty() ? r.payload.url : r.payload.path))
+    return Finish::failed;
+
+  AppInstaller installer(app);
+  auto stage = [&]() -> Status {
+    std::unique_ptr<ByteStream> raw;
+    if (!r.payload.path.empty()) {
+      auto bytes = source_.read_file(attempt.commit, r.payload.path, r.payload.size + 1);
+      if (!bytes) return std::unexpected(bytes.error());
+      raw = std::make_unique<MemoryStream>(std::move(*bytes));
+    } else {
+      auto stream = open_url_stream(r.payload.url, options_.download_idle_timeout);
+      if (!stream) return std::unexpected(stream.error());
+      raw = std::move(*stream);
+    }
+    VerifyingStream verified(std::move(raw), r.payload.sha256, r.payload.size, "payload of release " + r.name);
+    FaultPointStream watched(verified, r.payload.size,
+                             [this, total = r.payload.size](std::uint64_t bytes) { set_progress(bytes, total); });
+    return installer.stage(r.version, watched);
+  };
+  if (auto st = stage(); !st) {
+    Error e = st.error().with_context("stage " + r.name);
+    attempt.outcome_message = e.message;
+    (void)installer.discard(r.version);
+    (void)move(attempt, Event::stage_failed, e.message);
+    if (is_release_fault(e.code)) (void)store_.reject_release(r.target, r.version, r.payload.sha256, e.message);
+    record_event("error", e.message);
+    return Finish::failed;
+  }
+  if (!move(attempt, Event::staged, "unpacked into " + (app.dir / "versions" / r.version).string()))
+    return Finish::failed;
+  return activate_and_probe(attempt);
+}
+
+std::map<std::string, std::string> Updater::hook_env(const Attempt& attempt) const {
+  return {{"EDDY_TARGET", attempt.release.target},
+          {"EDDY_RELEASE", attempt.release.name},
+          {"EDDY_VERSION", attempt.release.version},
+          {"EDDY_PREVIOUS_VERSION", attempt.from_version}};
+}
+
+Status Updater::restart_app(const AppTarget& app) {
+  if (!app.run.empty()) return supervisor_.restart(app.name, app.run, app.dir / "current");
+  if (!app.restart.empty()) return run_restart_command(app, std::chrono::seconds(120));
+  return {};
+}
+
+void Updater::stop_app(const AppTarget& app) {
+  if (!app.run.empty()) supervisor_.stop(app.name);
+}
+
+Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
+  const Release& r = attempt.release;
+  const AppTarget& app = *attempt.app;
+  AppInstaller installer(app);
+  set_activity("activating " + r.name);
+  if (!move(attempt, Event::activate)) return Finish::failed;
+
+  auto env = hook_env(attempt);
+  auto version_dir = app.dir / "versions" / r.version;
+  if (auto st = run_hooks(r.hooks.pre_activate, "pre-activate", version_dir, r.hooks.timeout, env); !st) {
+    (void)move(attempt, Event::activate_failed, st.error().message);
+    return roll_back(attempt, st.error().message, true);
+  }
+  if (auto st = installer.activate(r.version); !st) {
+    (void)move(attempt, Event::activate_failed, st.error().message);
+    return roll_back(attempt, st.error().message, false);
+  }
+  if (auto st = restart_app(app); !st) {
+    (void)move(attempt, Event::activate_failed, st.error().message);
+    return roll_back(attempt, st.error().message, true);
+  }
+  // A failing post-activate or pre-commit hook counts as one failed check.
+  int hook_failures = 0;
+  std::string hook_failure;
+  if (auto st = run_hooks(r.hooks.post_activate, "post-activate", app.dir / "current", r.hooks.timeout, env); !st) {
+    ++hook_failures;
+    hook_failure = st.error().message;
+    record_event("warning", r.name + ": " + hook_failure);
+  }
+  if (!move(attempt, Event::activated, "running " + r.version)) return Finish::failed;
+
+  set_activity("probing " + r.name);
+  Analysis analysis = r.analysis;
+  analysis.threshold -= hook_failures;
+  AnalysisVerdict verdict;
+  if (analysis.threshold < 0) {
+    verdict = AnalysisVerdict{false, 0, hook_failures, hook_failure};
+  } else {
+    verdict = run_analysis(
+        analysis, app.dir / "current",
+        [&](int iteration, const ProbeResult& p) {
+          (void)store_.record_probe(attempt.id, iteration, p.probe, p.ok, p.detail, p.duration.count());
+          if (!p.ok) log::warning(r.name + ": probe " + p.probe + " failed: " + p.detail);
+        },
+        [this] { return stop_.load(); });
+  }
+  if (stop_) return Finish::stopped;  // persisted `probing`: recovery rolls back at start-up
+  if (verdict.passed) {
+    if (auto st = run_hooks(r.hooks.pre_commit, "pre-commit", app.dir / "current", r.hooks.timeout, env); !st) {
+      ++verdict.failed_checks;
+      if (verdict.failed_checks > analysis.threshold) {
+        verdict.passed = false;
+        verdict.reason = st.error().message;
+      }
+    }
+  }
+  if (!verdict.passed) {
+    std::string reason = "health analysis failed: " + verdict.reason;
+    (void)move(attempt, Event::probes_failed, reason);
+    return roll_back(attempt, reason, true);
+  }
+
+  // Commit: the state and the installed version together.
+  auto st = store_.database().transaction([&]() -> Status {
+    if (auto s = store_.set_installed(r.target, r.version, r.name); !s) return s;
+    return store_.transition(attempt.id, state_name(attempt.state), state_name(State::committed),
+                             event_name(Event::probes_passed),
+                             "healthy after " + std::to_string(verdict.iterations_run) + " iterations, " +
+                                 std::to_string(verdict.failed_checks) + " failed checks (threshold " +
+                                 std::to_string(r.analysis.threshold) + ")",
+                             "committed");
+  });
+  if (!st) {
+    log::error("cannot commit " + r.name + ": " + st.error().message);
+    return Finish::failed;
+  }
+  attempt.state = State::committed;
+  log::notice(r.target + " " + r.version + " committed");
+  fault::point("state:committed");
+  attempt.outcome_message = "committed";
+  std::set<std::string> keep = {r.version};
+  if (!attempt.from_version.empty()) keep.insert(attempt.from_version);
+  if (auto p = installer.prune(keep); !p) log::warning("prune " + app.name + ": " + p.error().message);
+  return Finish::committed;
+}
+
+Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, bool reject) {
+  const Release& r = attempt.release;
+  const AppTarget& app = *attempt.app;
+  AppInstaller installer(app);
+  set_activity("rolling back " + r.name);
+  auto env = hook_env(attempt);
+  auto version_dir = app.dir / "versions" / r.version;
+  if (std::filesystem::exists(version_dir)) {
+    if (auto st = run_hooks(r.hooks.rollback, "rollback", version_dir, r.hooks.timeout, env); !st)
+      record_event("warning", r.name + ": " + st.error().message);
+  }
+  std::string result;
+  if (!attempt.from_version.empty() && installer.is_staged(attempt.from_version)) {
+    if (auto st = installer.activate(attempt.from_version); !st) {
+      record_event("error", "rollback of " + app.name + " to " + attempt.from_version + ": " + st.error().message);
+      return Finish::failed;  // stays rolling-back: recovery retries at the next start
+    }
+    if (auto st = restart_app(app); !st)
+      record_event("error", "rollback of " + app.name + ": restart: " + st.error().message);
+    result = "back on " + attempt.from_version;
+  } else {
+    // Nothing committed before this release: stop it and leave no `current`.
+    stop_app(app);
+    std::error_code ec;
+    std::filesystem::remove(app.dir / "current", ec);
+    result = "no previous version; " + app.name + " stopped";
+  }
+  if (reject) {
+    (void)store_.reject_release(r.target, r.version, r.payload.sha256, reason);
+    attempt.outcome_message = "rolled-back";
+  } else {
+    attempt.outcome_message = "interrupted";
+  }
+  if (!move(attempt, Event::rolled_back, result + " (" + reason + ")")) return Finish::failed;
+  // The failed version's folder goes; a retry after an interruption unpacks it afresh.
+  if (installer.current_version() != r.version) (void)installer.discard(r.version);
+  log::notice(app.name + ": rolled back " + r.version + ": " + result);
+  attempt.outcome_message = reject ? "rolled back: " + reason : "interrupted; " + result;
+  return Finish::rolled_back;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery and operator rollback
+
+Status Updater::recover() {
+  auto unfinished = store_.unfinished_update();
+  if (!unfinished) return std::unexpected(unfinished.error());
+  if (!*unfinished) return {};
+  const auto& u = **unfinished;
+  auto state = state_from_name(u.state);
+  if (!state) return make_error(Errc::database, "update " + std::to_string(u.id) + " has unknown state `" + u.state + "`");
+  Recovery recovery = recovery_for(*state);
+  log::warning("update " + std::to_string(u.id) + " was interrupted in state " + u.state + "; recovery: " +
+               std::string(recovery_name(recovery)));
+  record_event("warning", "eddyd restarted during update " + std::to_string(u.id) +
+                              (u.release.empty() ? "" : " (" + u.release + ")") + " in state " + u.state +
+                              "; recovery: " + std::string(recovery_name(recovery)));
+
+  Attempt attempt;
+  attempt.id = u.id;
+  attempt.state = *state;
+  attempt.commit = u.commit_id;
+  attempt.from_version = u.from_version;
+  auto app = options_.apps.find(u.target);
+  if (!u.target.empty() && app != options_.apps.end()) attempt.app = &app->second;
+  if (!u.release.empty()) {
+    auto fleet = load_fleet(u.commit_id);
+    if (fleet) {
+      if (auto it = fleet->releases.find(u.release); it != fleet->releases.end()) attempt.release = it->second;
+    }
+    if (attempt.release.name.empty()) {
+      // The model cannot be read back: carry on with what the row says (no hooks).
+      attempt.release.name = u.release;
+      attempt.release.target = u.target;
+      attempt.release.version = u.version;
+      attempt.release.payload.sha256 = u.sha256;
+    }
+  }
+
+  switch (recovery) {
+    case Recovery::nothing:
+      return {};
+    case Recovery::restart_cycle:
+      return move(attempt, Event::interrupted, "interrupted before download; the next poll starts again");
+    case Recovery::discard_staging:
+      if (attempt.app) (void)AppInstaller(*attempt.app).discard(u.version);
+      return move(attempt, Event::interrupted, "interrupted during download; partial files removed");
+    case Recovery::continue_staged:
+      if (!attempt.app || attempt.release.analysis.iterations == 0) {
+        if (attempt.app) (void)AppInstaller(*attempt.app).discard(u.version);
+        return move(attempt, Event::interrupted, "staged version cannot be resumed; discarded");
+      }
+      activate_and_probe(attempt);
+      return {};
+    case Recovery::roll_back:
+      if (!attempt.app) {
+        return make_error(Errc::invalid_argument, "update " + std::to_string(u.id) + " targets `" + u.target +
+                                                      "`, which is no longer configured; cannot roll it back");
+      }
+      if (attempt.state != State::rolling_back) {
+        if (auto st = move(attempt, Event::interrupted, "interrupted in " + u.state + "; rolling back"); !st) return st;
+        roll_back(attempt, "interrupted in state " + u.state, false);
+      } else {
+        // A rollback already under way: finish it (an operator's or a failed release's).
+        bool operator_or_failed = !store_.rejection(u.target, u.version, u.sha256).value_or(std::nullopt).has_value();
+        roll_back(attempt, "rollback resumed after restart", !operator_or_failed);
+      }
+      return {};
+  }
+  return {};
+}
+
+void Updater::start_apps() {
+  auto installed = store_.all_installed();
+  if (!installed) {
+    log::error("cannot read installed versions: " + installed.error().message);
+    return;
+  }
+  for (const auto& inst : *installed) {
+    auto app = options_.apps.find(inst.target);
+    if (app == options_.apps.end() || app->second.run.empty()) continue;
+    AppInstaller installer(app->second);
+    if (installer.current_version() != inst.current_version && installer.is_staged(inst.current_version))
+      (void)installer.activate(inst.current_version);
+    if (auto st = supervisor_.start(app->first, app->second.run, app->second.dir / "current"); !st)
+      log::error("cannot start " + app->first + ": " + st.error().message);
+  }
+}
+
+Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
+  std::string target = requested;
+  if (target.empty()) {
+    if (options_.apps.size() != 1)
+      return make_error(Errc::invalid_argument, "name the app to roll back (" + std::to_string(options_.apps.size()) +
+                                                    " are configured)");
+    target = options_.apps.begin()->first;
+  }
+  auto app = options_.apps.find(target);
+  if (app == options_.apps.end()) return make_error(Errc::not_found, "no app `" + target + "` is configured");
+  auto inst = store_.installed(target);
+  if (!inst) return std::unexpected(inst.error());
+  if (!*inst || (*inst)->previous_version.empty())
+    return make_error(Errc::conflict, target + " has no previous committed version to roll back to");
+  AppInstaller installer(app->second);
+  const auto& i = **inst;
+  if (!installer.is_staged(i.previous_version))
+    return make_error(Errc::conflict, target + " " + i.previous_version + " is no longer on disk (" +
+                                          (app->second.dir / "versions").string() + ")");
+
+  auto latest = store_.latest_update(target);
+  auto accepted = store_.get("accepted_commit");
+  Attempt attempt;
+  attempt.app = &app->second;
+  attempt.commit = accepted && *accepted ? **accepted : "";
+  attempt.from_version = i.previous_version;
+  attempt.from_release = i.previous_release;
+  if (const Fleet* fleet = fleet_at_accepted()) {
+    if (auto it = fleet->releases.find(i.current_release); it != fleet->releases.end()) attempt.release = it->second;
+  }
+  if (attempt.release.name.empty()) {
+    attempt.release.name = i.current_release;
+    attempt.release.target = target;
+    attempt.release.version = i.current_version;
+  }
+  std::string sha = attempt.release.payload.sha256;
+  if (sha.empty() && latest && *latest) sha = (*latest)->sha256;
+  attempt.release.payload.sha256 = sha;
+
+  auto row = store_.begin_update(attempt.commit, "rolling-back", "rollback-requested");
+  if (!row) return std::unexpected(row.error());
+  attempt.id = row->id;
+  attempt.state = State::rolling_back;
+  (void)store_.set_update_release(attempt.id, target, attempt.release.name, i.current_version, sha,
+                                  i.previous_version);
+  fault::point("state:rolling-back");
+  Finish f = roll_back(attempt, "rolled back by an operator", true);
+  if (f != Finish::rolled_back) return make_error(Errc::io, "rollback of " + target + " did not complete; see eddy history");
+  if (auto st = store_.set_current_after_rollback(target, i.previous_version, i.previous_release); !st)
+    return std::unexpected(st.error());
+  return nlohmann::json{{"target", target}, {"from_version", i.current_version}, {"to_version", i.previous_version}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status for `eddy status` and `eddy history`
+
+nlohmann::json Updater::status_json() {
+  nlohmann::json j;
+  j["device"] = {{"id", options_.device.id}, {"labels", options_.device.labels}};
+  auto get = [&](const char* key) -> std::string {
+    auto v = store_.get(key);
+    return v && *v ? **v : "";
+  };
+  auto as_int = [](const std::string& s) -> std::int64_t {
+    try {
+      return s.empty() ? 0 : std::stoll(s);
+    } catch (...) {
+      return 0;
+    }
+  };
+  {
+    std::lock_guard lock(status_mutex_);
+    j["activity"] = activity_;
+    j["update"] = current_update_ ? *current_update_ : nlohmann::json(nullptr);
+    j["state"] = current_update_ ? (*current_update_)["state"].get<std::string>() : "idle";
+    j["source"] = {{"url", options_.source_url},
+                   {"branch", options_.source_branch},
+                   {"accepted_commit", get("accepted_commit")},
+                   {"accepted_at", as_int(get("accepted_at"))},
+                   {"last_poll_at", as_int(get("last_poll_at"))},
+                   {"last_poll_result", get("last_poll_result")},
+                   {"next_poll_at", next_poll_at_}};
+  }
+  nlohmann::json targets = nlohmann::json::array();
+  for (const auto& [name, app] : options_.apps) {
+    nlohmann::json t = {{"name", name}, {"type", "app"}};
+    auto inst = store_.installed(name);
+    if (inst && *inst) {
+      t["current_version"] = (*inst)->current_version;
+      t["previous_version"] = (*inst)->previous_version;
+      t["release"] = (*inst)->current_release;
+      t["updated_at"] = (*inst)->updated_at;
+    } else {
+      t["current_version"] = nullptr;
+      t["previous_version"] = nullptr;
+      t["release"] = nullptr;
+    }
+    auto latest = store_.latest_update(name);
+    if (latest && *latest) {
+      t["state"] = (*latest)->state;
+      t["last_outcome"] = (*latest)->outcome;
+      t["last_message"] = (*latest)->message;
+      t["last_release"] = (*latest)->release;
+    }
+    if (!app.run.empty()) {
+      auto pid = supervisor_.pid(name);
+      t["running"] = pid.has_value();
+      t["restarts"] = supervisor_.restarts(name);
+    }
+    targets.push_back(std::move(t));
+  }
+  j["targets"] = std::move(targets);
+  return j;
+}
+
+nlohmann::json Updater::history_json(int limit) {
+  auto entries = store_.history(limit);
+  nlohmann::json out = nlohmann::json::array();
+  if (!entries) return nlohmann::json{{"entries", out}, {"error", entries.error().message}};
+  for (const auto& h : *entries) {
+    nlohmann::json e = {{"at", static_cast<double>(h.at_us) / 1e6}, {"kind", h.kind}};
+    if (h.kind == "transition") {
+      e.update({{"update_id", h.update_id}, {"target", h.target}, {"release", h.release}, {"version", h.version},
+                {"from", h.from}, {"to", h.to}, {"message", h.message}});
+    } else if (h.kind == "event") {
+      e.update({{"level", h.level}, {"message", h.message}});
+    } else {
+      e.update({{"update_id", h.update_id}, {"target", h.target}, {"release", h.release}, {"probe", h.probe},
+                {"iteration", h.iteration}, {"ok", h.ok}, {"detail", h.detail}});
+    }
+    out.push_back(std::move(e));
+  }
+  return nlohmann::json{{"entries", out}};
+}
+
+}  // namespace eddy::ota

@@ -1,0 +1,119 @@
+// The update engine of one device: poll the fleet repository, accept a signed commit, work out
+// which release each target should run, and walk each update through the state machine —
+// download, stage, activate, probe, commit or roll back — persisting every state before its
+// side effect. Runs on one worker thread; status_json() and history_json() may be called from
+// any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ota/app_installer.hpp"
+#include "ota/app_supervisor.hpp"
+#include "ota/assignment.hpp"
+#include "ota/git_source.hpp"
+#include "ota/model.hpp"
+#include "ota/state_machine.hpp"
+#include "platform/error.hpp"
+#include "storage/state_store.hpp"
+
+namespace eddy::ota {
+
+struct UpdaterOptions {
+  DeviceIdentity device;
+  std::string source_url;
+  std::string source_branch = "main";
+  std::filesystem::path allowed_signers;
+  std::filesystem::path data_dir;            // repo.git/ and eddy.db live here
+  std::map<std::string, AppTarget> apps;     // targets of payload type app, by name
+  int max_interrupted_attempts = 3;          // an update cut short this often is not retried
+  std::chrono::milliseconds download_idle_timeout{30000};
+};
+
+// What one poll did, for `eddy check` and the poll scheduler.
+struct CycleResult {
+  std::string outcome;    // up-to-date | updated | refused | rolled-back | failed | not-admitted
+  std::string commit;     // the commit looked at
+  std::string message;    // plain words
+  bool poll_failed = false;                   // fetch failed: the scheduler backs off
+  std::optional<std::int64_t> next_step_at;   // a later rollout step opens then: poll again
+};
+
+class Updater {
+ public:
+  static Expected<std::unique_ptr<Updater>> create(UpdaterOptions options, AppSupervisor& supervisor);
+  ~Updater();
+
+  // At start-up, before anything else: finish or roll back an attempt that a crash or power
+  // cut interrupted, as recovery_for() maps its persisted state.
+  Status recover();
+  // Start the supervised `run` command of every app that has a committed version.
+  void start_apps();
+  // One poll: fetch, verify, assign, and install what is admitted.
+  CycleResult run_cycle();
+  // Operator rollback of `target` (empty: the only app) to its previous committed version.
+  Expected<nlohmann::json> rollback(const std::string& target);
+
+  nlohmann::json status_json();
+  nlohmann::json history_json(int limit);
+  // Interrupts an analysis in progress (shutdown); the state stays persisted for recovery.
+  void request_stop();
+  bool stop_requested() const { return stop_.load(); }
+
+  // Called with a short line whenever the activity changes (systemd STATUS=, logs).
+  void set_activity_listener(std::function<void(const std::string&)> listener);
+  void set_next_poll_at(std::int64_t unix_time);
+
+ private:
+  Updater(UpdaterOptions options, AppSupervisor& supervisor, storage::StateStore store, GitSource source);
+
+  struct Attempt;  // an update row being walked through the state machine
+  enum class Finish { committed, rolled_back, failed, stopped };
+
+  Expected<std::string> accept_commit(const std::string& tip, std::int64_t& update_id);
+  Status refuse(std::int64_t update_id, const std::string& tip, const Error& why);
+  Expected<Fleet> load_fleet(const std::string& commit);
+  const Fleet* fleet_at_accepted();
+  std::optional<std::string> why_not_install(const Assignment& a);
+  Finish install(Attempt& attempt);
+  Finish activate_and_probe(Attempt& attempt);
+  Finish roll_back(Attempt& attempt, const std::string& reason, bool reject);
+  Status move(Attempt& attempt, Event event, const std::string& message = {});
+  Status restart_app(const AppTarget& app);
+  void stop_app(const AppTarget& app);
+  std::map<std::string, std::string> hook_env(const Attempt& attempt) const;
+  void set_activity(const std::string& activity);
+  void set_progress(std::uint64_t bytes, std::uint64_t total);
+  void record_event(const std::string& level, const std::string& message);
+
+  UpdaterOptions options_;
+  AppSupervisor& supervisor_;
+  storage::StateStore store_;
+  GitSource source_;
+
+  // Parsed model of the accepted commit, cached across polls.
+  std::string fleet_commit_;
+  std::optional<Fleet> fleet_;
+  std::map<std::string, std::int64_t> rollout_start_cache_;  // "commit:file" -> time
+
+  std::atomic<bool> stop_{false};
+
+  // What status_json() shows; guarded by status_mutex_.
+  std::mutex status_mutex_;
+  std::string activity_ = "starting";
+  std::optional<nlohmann::json> current_update_;
+  std::int64_t next_poll_at_ = 0;
+  std::function<void(const std::string&)> activity_listener_;
+  std::chrono::steady_clock::time_point progress_started_;
+};
+
+}  // namespace eddy::ota

@@ -1,0 +1,254 @@
+// End-to-end: a real eddyd process follows a real signed fleet repository, installs app
+// bundles, probes them, rolls back, and survives SIGKILL in every state of an update.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include "storage/state_store.hpp"
+#include "tests/support/fleet.hpp"
+
+namespace eddy::testing {
+namespace {
+
+class DeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    port_ = free_port();
+    fleet_ = std::make_unique<Fleet>(tmp_.path());
+    device_ = std::make_unique<Device>(tmp_ / "device", fleet_->repo().url(), fleet_->allowed_signers());
+    device_->add_app("sensor-app");
+  }
+
+  AppBundle bundle(const std::string& version, bool healthy = true) {
+    AppBundle b;
+    b.version = version;
+    b.healthy = healthy;
+    b.port = port_;
+    return b;
+  }
+
+  // What eddyd has accepted and installed, straight from its database.
+  std::string db_value(const std::string& key) {
+    auto store = storage::StateStore::open(device_->data_dir() / "eddy.db");
+    if (!store) return "<" + store.error().message + ">";
+    auto v = store->get(key);
+    return v && *v ? **v : "";
+  }
+
+  std::vector<std::string> version_folders() {
+    std::vector<std::string> out;
+    auto dir = device_->app_dir("sensor-app") / "versions";
+    if (!stdfs::exists(dir)) return out;
+    for (const auto& e : stdfs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string serving() { return http_get(port_, "/version").value_or("(nothing)"); }
+
+  void install_v1() {
+    fleet_->publish("sensor-app", bundle("1.0.0"));
+    device_->start();
+    auto r = device_->eddy({"check"});
+    ASSERT_EQ(r.exit_code, 0) << r.output << device_->log();
+    ASSERT_EQ(device_->current_version("sensor-app"), "1.0.0") << device_->log();
+    ASSERT_TRUE(wait_until([&] { return serving() == "1.0.0\n"; })) << device_->log();
+  }
+
+  TempDir tmp_;
+  int port_ = 0;
+  std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<Device> device_;
+};
+
+TEST_F(DeviceTest, InstallsV1RefusesUnsignedV2AndRollsBackUnhealthyV3) {
+  install_v1();
+  const std::string accepted_v1 = db_value("accepted_commit");
+
+  fleet_->publish("sensor-app", bundle("2.0.0"), /*sign=*/false);
+  auto r = device_->eddy({"check"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.json.value("outcome", ""), "refused") << r.output;
+  EXPECT_NE(r.json.value("message", "").find("not signed"), std::string::npos) << r.output;
+  EXPECT_EQ(db_value("accepted_commit"), accepted_v1);
+  EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0");
+  EXPECT_EQ(version_folders(), std::vector<std::string>{"1.0.0"});
+
+  fleet_->publish("sensor-app", bundle("3.0.0", /*healthy=*/false));
+  r = device_->eddy({"check"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.json.value("outcome", ""), "rolled-back") << r.output << device_->log();
+  EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0");
+  EXPECT_TRUE(wait_until([&] { return serving() == "1.0.0\n"; })) << device_->log();
+
+  // The failed release is not retried at the next poll.
+  r = device_->eddy({"check"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0");
+
+  auto history = device_->eddy({"history"}).json;
+  std::string all = history.dump();
+  EXPECT_NE(all.find("refused"), std::string::npos);
+  EXPECT_NE(all.find("rolled-back"), std::string::npos);
+  EXPECT_NE(all.find("\"probe\":\"health\""), std::string::npos);  // every probe result recorded
+}
+
+TEST_F(DeviceTest, GoodV2ReplacesV1AndOperatorRollbackReturnsToV1) {
+  install_v1();
+  fleet_->publish("sensor-app", bundle("2.0.0"));
+  auto r = device_->eddy({"check"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << device_->log();
+  EXPECT_EQ(r.json.value("outcome", ""), "updated");
+  EXPECT_TRUE(wait_until([&] { return serving() == "2.0.0\n"; }));
+  auto status = device_->status();
+  EXPECT_EQ(status["targets"][0].value("previous_version", ""), "1.0.0");
+
+  r = device_->eddy({"rollback"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << device_->log();
+  EXPECT_EQ(r.json.value("to_version", ""), "1.0.0");
+  EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0");
+  EXPECT_TRUE(wait_until([&] { return serving() == "1.0.0\n"; }));
+  // Rolled back by an operator: the next poll does not reinstall 2.0.0.
+  r = device_->eddy({"check"});
+  EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0") << r.output;
+  // Nothing older to go back to now.
+  r = device_->eddy({"rollback"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+}
+
+TEST_F(DeviceTest, RefusedCommitsChangeNothing) {
+  install_v1();
+  const std::string accepted = db_value("accepted_commit");
+  auto before = version_folders();
+
+  struct Case {
+    std::string name;
+    std::function<void()> make;
+    std::string expect;  // in the message
+  };
+  auto other_key = make_ssh_key(tmp_ / "keys", "stranger");
+  std::vector<Case> cases = {
+      {"unknown key",
+       [&] {
+         fleet_->add_bundle("sensor-app", bundle("2.0.0"));
+         fleet_->add_release("sensor-app", bundle("2.0.0"));
+         fleet_->set_rollout("sensor-app", "2.0.0");
+         fleet_->repo().commit_with_key("signed by a stranger", other_key);
+       },
+       "SHA256:"},
+      {"malformed release",
+       [&] {
+         fleet_->repo().write("releases/broken.yaml", "apiVersion: eddy/v1\nkind: Release\nmetadata: {name: x}\nspec:\n  targt: y\n");
+         fleet_->repo().commit("a broken release");
+       },
+       "releases/broken.yaml:5"},
+      {"rewritten history",
+       [&] {
+         fleet_->repo().remove("releases/broken.yaml");
+         run_ok({"git", "reset", "-q", "--hard", accepted}, fleet_->repo().dir());
+         fleet_->repo().write("README", "rewritten\n");
+         run_ok({"git", "commit", "-q", "--amend", "-S", "-m", "rewritten"}, fleet_->repo().dir(),
+                {{"GIT_CONFIG_NOSYSTEM", "1"}, {"HOME", "/nonexistent"}, {"GIT_COMMITTER_NAME", "x"},
+                 {"GIT_COMMITTER_EMAIL", "x@example.com"}});
+       },
+       "does not descend"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    c.make();
+    auto r = device_->eddy({"check"});
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_EQ(r.json.value("outcome", ""), "refused") << r.output;
+    EXPECT_NE(r.json.value("message", "").find(c.expect), std::string::npos) << r.output;
+    EXPECT_EQ(db_value("accepted_commit"), accepted);
+    EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0");
+    EXPECT_EQ(version_folders(), before);
+    EXPECT_EQ(serving(), "1.0.0\n");
+  }
+}
+
+TEST_F(DeviceTest, BundleThatExpandsPastItsLimitLeavesV1Running) {
+  device_->write_config();
+  auto cfg = read_file(device_->config_path());
+  cfg += "    max_unpacked: 64KiB\n";
+  write_file(device_->config_path(), cfg);
+  install_v1();
+  auto big = bundle("2.0.0");
+  big.extra_files["data/zeros"] = std::string(4 << 20, '\0');
+  fleet_->publish("sensor-app", big);
+  auto r = device_->eddy({"check"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("too-large"), std::string::npos) << r.output << device_->log();
+  EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0");
+  EXPECT_EQ(version_folders(), std::vector<std::string>{"1.0.0"});
+  EXPECT_EQ(serving(), "1.0.0\n");
+}
+
+TEST_F(DeviceTest, StatusAndHistoryAnswerWhileIdle) {
+  install_v1();
+  auto status = device_->status();
+  EXPECT_EQ(status["device"].value("id", ""), "test-device");
+  EXPECT_EQ(status["source"].value("accepted_commit", ""), fleet_->repo().head());
+  auto human = run({eddy_path().string(), "--socket", device_->socket().string(), "status"});
+  EXPECT_EQ(human.exit_code, 0);
+  EXPECT_NE(human.output.find("1.0.0"), std::string::npos) << human.output;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGKILL inside every state: each time the device ends on a good version, and history says
+// what happened.
+
+struct KillCase {
+  std::string point;      // fault point name (EDDY_FAULT_KILL_AT)
+  bool healthy_v2;        // the release being installed when the kill comes
+  std::string end_version;
+};
+
+std::ostream& operator<<(std::ostream& os, const KillCase& c) { return os << c.point; }
+
+class KillInEveryState : public DeviceTest, public ::testing::WithParamInterface<KillCase> {};
+
+TEST_P(KillInEveryState, EndsOnAGoodVersion) {
+  const auto& c = GetParam();
+  install_v1();
+  device_->stop();
+  fleet_->publish("sensor-app", bundle("2.0.0", c.healthy_v2));
+
+  // eddyd polls at start-up and is killed at the fault point.
+  device_->start({{"EDDY_FAULT_KILL_AT", c.point}}, /*wait_ready=*/false);
+  auto status = device_->wait_exit(std::chrono::seconds(60));
+  ASSERT_TRUE(status) << "eddyd never reached " << c.point << "\n" << device_->log();
+  ASSERT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << device_->log();
+  device_->kill_session();  // the apps go down with it, as in a power cut
+
+  device_->start();
+  auto r = device_->eddy({"check"});
+  // A second poll retries an update that the kill interrupted.
+  if (device_->current_version("sensor-app") != c.end_version) r = device_->eddy({"check"});
+  EXPECT_EQ(device_->current_version("sensor-app"), c.end_version) << r.output << device_->log();
+  EXPECT_TRUE(wait_until([&] { return serving() == c.end_version + "\n"; }))
+      << "serving " << serving() << "\n" << device_->log();
+  auto s = device_->status();
+  EXPECT_TRUE(s["update"].is_null()) << s.dump();
+  auto history = device_->eddy({"history", "--limit", "200"}).json.dump();
+  EXPECT_NE(history.find(c.end_version == "2.0.0" ? "committed" : "rolled-back"), std::string::npos) << history;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    States, KillInEveryState,
+    ::testing::Values(KillCase{"state:fetched", true, "2.0.0"}, KillCase{"state:verified", true, "2.0.0"},
+                      KillCase{"state:admitted", true, "2.0.0"}, KillCase{"state:downloading", true, "2.0.0"},
+                      KillCase{"stream:mid", true, "2.0.0"}, KillCase{"state:staged", true, "2.0.0"},
+                      KillCase{"state:activating", true, "2.0.0"}, KillCase{"state:probing", true, "2.0.0"},
+                      KillCase{"state:committed", true, "2.0.0"}, KillCase{"state:rolling-back", false, "1.0.0"},
+                      KillCase{"state:rolled-back", false, "1.0.0"}),
+    [](const auto& info) {
+      std::string n = info.param.point;
+      for (auto& ch : n)
+        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return n;
+    });
+
+}  // namespace
+}  // namespace eddy::testing
