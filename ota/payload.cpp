@@ -62,7 +62,7 @@ void VerifyingStream::set_progress(ProgressCallback callback, std::chrono::milli
 }
 
 Error VerifyingStream::fail(Error error) {
-  failed_ = std::make_unique<Error>(error);
+  failed_ = error;
   return error;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -47,7 +48,7 @@ class VerifyingStream final : public ByteStream {
   std::string what_;
   std::uint64_t bytes_read_ = 0;
   bool verified_ = false;
-  std::unique_ptr<Error> failed_;
+  std::optional<Error> failed_;
   ProgressCallback progress_;
   std::chrono::milliseconds progress_every_{250};
   std::chrono::steady_clock::time_point last_progress_{};

@@ -174,7 +174,7 @@ class Exchange final : public ResponseReader {
   // The time the next socket operation may take: the idle timeout, cut by the overall deadline.
   Expected<milliseconds> op_timeout() const {
     if (!deadline_) return idle_;
-    auto left = std::chrono::duration_cast<milliseconds>(*deadline_ - Clock::now());
+    auto left = std::chrono::ceil<milliseconds>(*deadline_ - Clock::now());
     if (left.count() <= 0) return make_error(Errc::timeout, deadline_message());
     return std::min(idle_, left);
   }
