@@ -67,7 +67,7 @@ std::optional<std::string_view> did_you_mean(std::string_view word, std::span<co
   for (auto c : candidates) {
     if (normalized_key(c) == norm) return c;
   }
-  const std::size_t limit = word.size() <= 4 ? 1 : 2;
+  const std::size_t limit = word.size() <= 3 ? 1 : 2;
   std::optional<std::string_view> best;
   std::size_t best_distance = limit + 1;
   for (auto c : candidates) {
