@@ -135,7 +135,8 @@ class MapView {
     std::map<std::string, YAML::Mark, std::less<>> seen;
     for (auto it = v.node.begin(); it != v.node.end(); ++it) {
       const YAML::Node& key = it->first;
-      if (!key.IsScalar()) return std::unexpected(r.error(key.Mark(), "a key in " + v.path + " is not a plain name"));
+      if (!key.IsScalar()) return std::unexpected(r.error(key.Mark(), "a key " + (v.path.empty() ? "at the top level"s : "in " + v.path) +
+                                                                           " is not a plain name"));
       const std::string& name = key.Scalar();
       if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
         std::string message = "unknown key " + quote(name);
@@ -162,6 +163,9 @@ class MapView {
     if (it == entries_.end() || it->second.node.IsNull()) return std::nullopt;
     return it->second;
   }
+
+  // Whether the key is written at all, with or without a value.
+  [[nodiscard]] bool has(std::string_view key) const { return entries_.contains(key); }
 
   [[nodiscard]] Expected<Value> require(std::string_view key) const {
     auto it = entries_.find(key);
@@ -370,6 +374,15 @@ Expected<Frame> read_frame(const Reader& r, std::string_view yaml, std::string_v
     return std::unexpected(r.error(doc->Mark(), "expected a mapping with apiVersion, kind, metadata and spec, got " +
                                                      std::string(type_name(*doc))));
   }
+  // A file of another apiVersion may well have keys this version does not know: say so first.
+  for (auto it = doc->begin(); it != doc->end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == "apiVersion" && it->second.IsScalar() &&
+        it->second.Scalar() != kApiVersion) {
+      return std::unexpected(r.error(it->first.Mark(), "apiVersion: " + quote(it->second.Scalar()) +
+                                                           " is not supported: write `apiVersion: eddy/v1` (or update "
+                                                           "eddy if the file was written for a newer version)"));
+    }
+  }
   // Missing top-level keys are reported at line 1, wherever the mapping starts after comments.
   const Value root{*doc, YAML::Mark(), ""};
   auto top = MapView::open(r, root, {"apiVersion", "kind", "metadata", "spec"});
@@ -380,9 +393,6 @@ Expected<Frame> read_frame(const Reader& r, std::string_view yaml, std::string_v
   if (!api) return std::unexpected(api.error());
   auto api_text = text(r, *api);
   if (!api_text) return std::unexpected(api_text.error());
-  if (*api_text != kApiVersion) {
-    return std::unexpected(r.error(*api, quote(*api_text) + " is not supported: write `apiVersion: eddy/v1`"));
-  }
   auto kind_value = require("kind");
   if (!kind_value) return std::unexpected(kind_value.error());
   auto kind_text = text(r, *kind_value);
@@ -532,6 +542,9 @@ Expected<Probe> read_probe(const Reader& r, const Value& v) {
   if (!name_text) return std::unexpected(name_text.error());
   probe.name = std::move(*name_text);
 
+  for (std::string_view kind : {"http", "tcp", "exec"}) {
+    if (m->has(kind) && !m->get(kind)) return std::unexpected(m->require(kind).error());  // written without a value
+  }
   const auto http = m->get("http");
   const auto tcp = m->get("tcp");
   const auto exec = m->get("exec");

@@ -9,6 +9,7 @@ namespace eddy::ota {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 
 // The contract examples from DESIGN.md, verbatim except the digest: DESIGN.md abbreviates it as
 // `9f2c…`, which a strict parser refuses (see ContractReleaseAsPrintedIsRefusedOnlyForItsDigest).
@@ -369,11 +370,61 @@ TEST(ModelErrors, ApiVersionAndKind) {
   expect_error(release_with("kind: Release", "kind: Rollout"), kReleaseFile, 2, "kind: `Rollout` where a Release was expected");
   expect_error(parse_rollout(release_yaml(), kRolloutFile), kRolloutFile, 2, "`Release` where a Rollout was expected");
   expect_error(release_with("apiVersion: eddy/v1\n", ""), kReleaseFile, 1, "missing required key `apiVersion`");
+  // Another version's file is refused for its version before any key it may have that v1 lacks.
+  expect_error(release_with("apiVersion: eddy/v1\nkind: Release", "apiVersion: eddy/v2\nkind: Release\nstatus: {}"),
+               kReleaseFile, 1, "apiVersion: `eddy/v2` is not supported");
 }
 
 TEST(ModelErrors, MalformedYamlNamesFileAndLineFromTheParser) {
   expect_error(release_with("{hw: [pi4, pi5]}", "{hw: [pi4, pi5}"), kReleaseFile, 12, "invalid YAML");
   expect_error(release_with("  hooks:", "  hooks:\n\t- x"), kReleaseFile, 22, "invalid YAML");
+}
+
+TEST(ModelErrors, DeepNestingIsAnErrorNotACrash) {
+  auto r = parse_release(std::string(100000, '['), kReleaseFile);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_TRUE(r.error().message.starts_with("releases/sensor-app-1.4.2.yaml:1: invalid YAML")) << r.error().message;
+}
+
+// Every truncation, every line left out and every line written twice gives a value or an
+// invalid_argument error naming the file: never an exception, never another code.
+TEST(ModelErrors, MangledInputNeverThrows) {
+  std::vector<std::pair<std::string, std::string>> inputs;  // yaml, kind
+  for (const auto& [yaml, kind] : {std::pair{release_yaml(), "Release"s}, std::pair{std::string(kRollout), "Rollout"s}}) {
+    for (std::size_t n = 0; n < yaml.size(); ++n) inputs.emplace_back(yaml.substr(0, n), kind);
+    std::vector<std::string> lines;
+    for (std::size_t at = 0; at < yaml.size();) {
+      const auto end = yaml.find('\n', at);
+      lines.push_back(yaml.substr(at, end - at + 1));
+      at = end + 1;
+    }
+    for (std::size_t skip = 0; skip < lines.size(); ++skip) {
+      std::string without, twice;
+      for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (i != skip) without += lines[i];
+        twice += lines[i];
+        if (i == skip) twice += lines[i];
+      }
+      inputs.emplace_back(without, kind);
+      inputs.emplace_back(twice, kind);
+    }
+  }
+  for (const auto& [yaml, kind] : inputs) {
+    const std::string file = kind == "Release" ? "releases/m.yaml" : "rollouts/m.yaml";
+    Status outcome;
+    if (kind == "Release") {
+      auto r = parse_release(yaml, file);
+      if (!r) outcome = std::unexpected(r.error());
+    } else {
+      auto r = parse_rollout(yaml, file);
+      if (!r) outcome = std::unexpected(r.error());
+    }
+    if (!outcome) {
+      EXPECT_EQ(outcome.error().code, Errc::invalid_argument) << yaml;
+      EXPECT_TRUE(outcome.error().message.starts_with(file + ":")) << outcome.error().message;
+    }
+  }
 }
 
 TEST(ModelErrors, EmptyFileAndSeveralDocuments) {
@@ -421,6 +472,8 @@ TEST(ModelErrors, Probes) {
     SCOPED_TRACE(bad);
     expect_error(release_with("\"127.0.0.1:8080\"", "\"" + std::string(bad) + "\""), kReleaseFile, 19, "is not host:port");
   }
+  expect_error(release_with("{name: port, tcp: {address: \"127.0.0.1:8080\", timeout: 1s}}", "{name: port, tcp: }"),
+               kReleaseFile, 19, "spec.analysis.probes[1].tcp: needs a value");
   expect_error(release_with("{name: selftest,", "{name: health,"), kReleaseFile, 20,
                "probe name `health` is also used on line 18");
   expect_error(release_with("command: [bin/selftest]", "command: []"), kReleaseFile, 20, "a command needs at least a program");
