@@ -134,7 +134,7 @@ class MapView {
     MapView view(r, v);
     std::map<std::string, YAML::Mark, std::less<>> seen;
     for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // a copy: `it->` yields a temporary
       if (!key.IsScalar()) return std::unexpected(r.error(key.Mark(), "a key " + (v.path.empty() ? "at the top level"s : "in " + v.path) +
                                                                            " is not a plain name"));
       const std::string& name = key.Scalar();
@@ -495,7 +495,7 @@ Expected<std::map<std::string, std::vector<std::string>>> read_compatible(const 
   }
   std::map<std::string, std::vector<std::string>> out;
   for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;  // a copy: `it->` yields a temporary
     if (!key.IsScalar() || key.Scalar().empty()) return std::unexpected(r.error(key.Mark(), v.path + ": a label name must be a plain, non-empty name"));
     const Value label{it->second, key.Mark(), MapView::child_path(v.path, key.Scalar())};
     if (out.contains(key.Scalar())) return std::unexpected(r.error(label, "appears twice: keep one"));
