@@ -25,7 +25,8 @@ std::string number_text(double value, int decimals) {
 
 std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
   std::int64_t out = 0;
-  if (__builtin_add_overflow(a, b, &out)) return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+  if (__builtin_add_overflow(a, b, &out))
+    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
   return out;
 }
 
@@ -96,8 +97,7 @@ Expected<AssignmentResult> assign(const Fleet& fleet, const DeviceIdentity& devi
                         "` is not compatible with this device:";
       for (const auto& [label, allowed] : release.compatible) {
         auto have = device.labels.find(label);
-        if (have != device.labels.end() &&
-            std::find(allowed.begin(), allowed.end(), have->second) != allowed.end()) {
+        if (have != device.labels.end() && std::find(allowed.begin(), allowed.end(), have->second) != allowed.end()) {
           continue;
         }
         why += " it needs " + label + " in [" + values_text(allowed) + "], the device has " +
@@ -131,8 +131,8 @@ Expected<AssignmentResult> assign(const Fleet& fleet, const DeviceIdentity& devi
     }
     const double percent = rollout.steps[open];
     a.admitted = place < percent;
-    a.reason = step_text(open, rollout) + " admits places below " + number_text(percent, 3) +
-               "; this device is at " + number_text(place, 2);
+    a.reason = step_text(open, rollout) + " admits places below " + number_text(percent, 3) + "; this device is at " +
+               number_text(place, 2);
     if (!a.admitted) {
       // The first later step wide enough for this device, if any.
       for (std::size_t i = open + 1; i < rollout.steps.size(); ++i) {

@@ -9,7 +9,6 @@
 #include <initializer_list>
 #include <limits>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <system_error>
@@ -106,8 +105,6 @@ class Reader {
     return error(v.mark, v.path.empty() ? std::string(message) : v.path + ": " + std::string(message));
   }
 
-  [[nodiscard]] std::string_view file() const { return file_; }
-
  private:
   std::string_view file_;
 };
@@ -128,29 +125,31 @@ class MapView {
  public:
   static Expected<MapView> open(const Reader& r, const Value& v, std::initializer_list<std::string_view> allowed) {
     if (!v.node.IsMap()) {
-      return std::unexpected(r.error(v, "expected a mapping (keys " + join(allowed, ", ") + "), got " +
-                                            std::string(type_name(v.node))));
+      return std::unexpected(
+          r.error(v, "expected a mapping (keys " + join(allowed, ", ") + "), got " + std::string(type_name(v.node))));
     }
     MapView view(r, v);
     std::map<std::string, YAML::Mark, std::less<>> seen;
     for (auto it = v.node.begin(); it != v.node.end(); ++it) {
       const YAML::Node key = it->first;  // a copy: `it->` yields a temporary
-      if (!key.IsScalar()) return std::unexpected(r.error(key.Mark(), "a key " + (v.path.empty() ? "at the top level"s : "in " + v.path) +
-                                                                           " is not a plain name"));
+      if (!key.IsScalar())
+        return std::unexpected(r.error(
+            key.Mark(), "a key " + (v.path.empty() ? "at the top level"s : "in " + v.path) + " is not a plain name"));
       const std::string& name = key.Scalar();
       if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
         std::string message = "unknown key " + quote(name);
         if (auto suggestion = did_you_mean(name, allowed)) {
           message += " (did you mean " + quote(*suggestion) + "?)";
         } else {
-          message += " in " + v.path + " (allowed: " + join(allowed, ", ") + ")";
+          message +=
+              (v.path.empty() ? " at the top level"s : " in " + v.path) + " (allowed: " + join(allowed, ", ") + ")";
         }
         return std::unexpected(r.error(key.Mark(), message));
       }
       if (auto [prev, inserted] = seen.emplace(name, key.Mark()); !inserted) {
         return std::unexpected(r.error(key.Mark(), "key " + quote(name) + " appears twice in " + v.path +
-                                                        " (first on line " + std::to_string(prev->second.line + 1) +
-                                                        "): keep one"));
+                                                       " (first on line " + std::to_string(prev->second.line + 1) +
+                                                       "): keep one"));
       }
       view.entries_.emplace(name, Value{it->second, key.Mark(), child_path(v.path, name)});
     }
@@ -177,8 +176,6 @@ class MapView {
     }
     return it->second;
   }
-
-  [[nodiscard]] const Value& self() const { return self_; }
 
   static std::string child_path(std::string_view parent, std::string_view key) {
     return parent.empty() ? std::string(key) : std::string(parent) + "." + std::string(key);
@@ -215,8 +212,8 @@ Expected<std::string> plain_number_text(const Reader& r, const Value& v, std::st
   auto t = text(r, v);
   if (!t) return t;
   if (v.node.Tag() != "?") {
-    return std::unexpected(r.error(v, "expected a number, got the string \"" + *t + "\": write it without quotes, e.g. " +
-                                          std::string(example)));
+    return std::unexpected(r.error(
+        v, "expected a number, got the string \"" + *t + "\": write it without quotes, e.g. " + std::string(example)));
   }
   return t;
 }
@@ -230,15 +227,15 @@ Expected<Int> integer(const Reader& r, const Value& v, Int min, Int max, std::st
   const char* end = begin + t->size();
   auto [ptr, ec] = std::from_chars(begin, end, value);
   if (ec == std::errc::result_out_of_range) {
-    return std::unexpected(r.error(v, quote(*t) + " is out of range (" + std::to_string(min) + ".." +
-                                          std::to_string(max) + ")"));
+    return std::unexpected(
+        r.error(v, quote(*t) + " is out of range (" + std::to_string(min) + ".." + std::to_string(max) + ")"));
   }
   if (ec != std::errc{} || ptr != end) {
     return std::unexpected(r.error(v, "expected a whole number, got " + quote(*t)));
   }
   if (value < min || value > max) {
-    return std::unexpected(r.error(v, quote(*t) + " is out of range (" + std::to_string(min) + ".." +
-                                          std::to_string(max) + ")"));
+    return std::unexpected(
+        r.error(v, quote(*t) + " is out of range (" + std::to_string(min) + ".." + std::to_string(max) + ")"));
   }
   return value;
 }
@@ -273,8 +270,8 @@ Expected<std::chrono::seconds> duration_seconds(const Reader& r, const Value& v,
 
 Expected<std::vector<std::string>> string_list(const Reader& r, const Value& v, std::string_view example) {
   if (!v.node.IsSequence()) {
-    return std::unexpected(r.error(v, "expected a list of strings such as " + std::string(example) + ", got " +
-                                          std::string(type_name(v.node))));
+    return std::unexpected(r.error(
+        v, "expected a list of strings such as " + std::string(example) + ", got " + std::string(type_name(v.node))));
   }
   std::vector<std::string> out;
   for (std::size_t i = 0; i < v.node.size(); ++i) {
@@ -353,7 +350,8 @@ Expected<YAML::Node> load_document(const Reader& r, std::string_view yaml) {
   try {
     std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
     if (docs.empty() || docs.front().IsNull()) {
-      return std::unexpected(r.error(YAML::Mark::null_mark(), "the file is empty: expected apiVersion, kind, metadata and spec"));
+      return std::unexpected(
+          r.error(YAML::Mark::null_mark(), "the file is empty: expected apiVersion, kind, metadata and spec"));
     }
     if (docs.size() > 1) {
       const YAML::Mark second = docs[1].Mark();
@@ -372,7 +370,7 @@ Expected<Frame> read_frame(const Reader& r, std::string_view yaml, std::string_v
   if (!doc) return std::unexpected(doc.error());
   if (!doc->IsMap()) {
     return std::unexpected(r.error(doc->Mark(), "expected a mapping with apiVersion, kind, metadata and spec, got " +
-                                                     std::string(type_name(*doc))));
+                                                    std::string(type_name(*doc))));
   }
   // A file of another apiVersion may well have keys this version does not know: say so first.
   for (auto it = doc->begin(); it != doc->end(); ++it) {
@@ -399,7 +397,8 @@ Expected<Frame> read_frame(const Reader& r, std::string_view yaml, std::string_v
   if (!kind_text) return std::unexpected(kind_text.error());
   if (*kind_text != kind) {
     return std::unexpected(r.error(*kind_value, quote(*kind_text) + " where a " + std::string(kind) +
-                                                    " was expected: this file is read as `kind: " + std::string(kind) + "`"));
+                                                    " was expected: this file is read as `kind: " + std::string(kind) +
+                                                    "`"));
   }
 
   auto metadata = require("metadata");
@@ -429,11 +428,13 @@ Expected<PayloadSpec> read_payload(const Reader& r, const Value& v, const std::s
   auto type_text = text(r, *type);
   if (!type_text) return std::unexpected(type_text.error());
   if (*type_text != "app" && *type_text != "rootfs" && *type_text != "container") {
-    return std::unexpected(r.error(*type, "unknown payload type " + quote(*type_text) + ": write app, rootfs or container"));
+    return std::unexpected(
+        r.error(*type, "unknown payload type " + quote(*type_text) + ": write app, rootfs or container"));
   }
   if ((*type_text == "rootfs") != (target == "rootfs")) {
-    return std::unexpected(r.error(*type, "payload type " + quote(*type_text) + " does not go with target " + quote(target) +
-                                              ": a rootfs payload has target `rootfs`, and target `rootfs` takes a rootfs payload"));
+    return std::unexpected(
+        r.error(*type, "payload type " + quote(*type_text) + " does not go with target " + quote(target) +
+                           ": a rootfs payload has target `rootfs`, and target `rootfs` takes a rootfs payload"));
   }
   p.type = std::move(*type_text);
 
@@ -454,8 +455,9 @@ Expected<PayloadSpec> read_payload(const Reader& r, const Value& v, const std::s
       rest = rest.substr(slash + 1);
     }
     if (!safe) {
-      return std::unexpected(r.error(*path, quote(*t) + " is not a safe path in the repository: write a relative path "
-                                                        "such as payloads/app-1.0.tar.zst, without '..', '.', '//' or a leading '/'"));
+      return std::unexpected(
+          r.error(*path, quote(*t) + " is not a safe path in the repository: write a relative path "
+                                     "such as payloads/app-1.0.tar.zst, without '..', '.', '//' or a leading '/'"));
     }
     p.path = std::move(*t);
   } else {
@@ -473,7 +475,7 @@ Expected<PayloadSpec> read_payload(const Reader& r, const Value& v, const std::s
                    });
   if (!hex) {
     return std::unexpected(r.error(*sha, quote(*sha_text) + " is not a SHA-256: write 64 lowercase hexadecimal digits "
-                                                           "(the output of `sha256sum` on the payload as stored)"));
+                                                            "(the output of `sha256sum` on the payload as stored)"));
   }
   p.sha256 = std::move(*sha_text);
 
@@ -496,7 +498,8 @@ Expected<std::map<std::string, std::vector<std::string>>> read_compatible(const 
   std::map<std::string, std::vector<std::string>> out;
   for (auto it = v.node.begin(); it != v.node.end(); ++it) {
     const YAML::Node key = it->first;  // a copy: `it->` yields a temporary
-    if (!key.IsScalar() || key.Scalar().empty()) return std::unexpected(r.error(key.Mark(), v.path + ": a label name must be a plain, non-empty name"));
+    if (!key.IsScalar() || key.Scalar().empty())
+      return std::unexpected(r.error(key.Mark(), v.path + ": a label name must be a plain, non-empty name"));
     const Value label{it->second, key.Mark(), MapView::child_path(v.path, key.Scalar())};
     if (out.contains(key.Scalar())) return std::unexpected(r.error(label, "appears twice: keep one"));
     std::vector<std::string> values;
@@ -527,7 +530,8 @@ Status check_address(const Reader& r, const Value& v, const std::string& address
     if (!host.starts_with('[') && host.find(':') != std::string_view::npos) ok = false;
   }
   if (!ok) {
-    return std::unexpected(r.error(v, quote(address) + " is not host:port: write e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""));
+    return std::unexpected(
+        r.error(v, quote(address) + " is not host:port: write e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""));
   }
   return {};
 }
@@ -550,8 +554,8 @@ Expected<Probe> read_probe(const Reader& r, const Value& v) {
   const auto exec = m->get("exec");
   const int kinds = int{http.has_value()} + int{tcp.has_value()} + int{exec.has_value()};
   if (kinds != 1) {
-    return std::unexpected(r.error(v, "probe " + quote(probe.name) + " needs exactly one of http, tcp and exec, has " +
-                                          std::to_string(kinds)));
+    return std::unexpected(r.error(
+        v, "probe " + quote(probe.name) + " needs exactly one of http, tcp and exec, has " + std::to_string(kinds)));
   }
   if (http) {
     auto hm = MapView::open(r, *http, {"url", "status", "body", "timeout"});
@@ -672,7 +676,7 @@ Expected<Hooks> read_hooks(const Reader& r, const Value& v) {
       const Value element = item(*list, list->node[i], i);
       if (element.node.IsScalar()) {
         return std::unexpected(r.error(element, "a command is a list of strings: write [[" + element.node.Scalar() +
-                                                     "]] for the hook list, not [" + element.node.Scalar() + "]"));
+                                                    "]] for the hook list, not [" + element.node.Scalar() + "]"));
       }
       auto argv = command(r, element);
       if (!argv) return std::unexpected(argv.error());
@@ -761,8 +765,8 @@ Expected<double> percent_number(std::string_view s) {
 
 Expected<std::vector<double>> read_steps(const Reader& r, const Value& v) {
   if (!v.node.IsSequence()) {
-    return std::unexpected(r.error(v, "expected a list of percentages such as [1, 10, 50, 100], got " +
-                                          std::string(type_name(v.node))));
+    return std::unexpected(
+        r.error(v, "expected a list of percentages such as [1, 10, 50, 100], got " + std::string(type_name(v.node))));
   }
   if (v.node.size() == 0) return std::unexpected(r.error(v, "needs at least one step, e.g. [100]"));
   std::vector<double> steps;
@@ -771,15 +775,17 @@ Expected<std::vector<double>> read_steps(const Reader& r, const Value& v) {
     auto t = text(r, element);
     if (!t) return std::unexpected(t.error());
     if (!t->ends_with('%') && element.node.Tag() != "?") {
-      return std::unexpected(r.error(element, "expected a number of percent, got the string \"" + *t +
-                                                  "\": write it without quotes"));
+      return std::unexpected(
+          r.error(element, "expected a number of percent, got the string \"" + *t + "\": write it without quotes"));
     }
     auto pct = percent_number(*t);
     if (!pct || *pct <= 0 || *pct > 100) {
-      return std::unexpected(r.error(element, "bad percentage " + quote(*t) + ": each step is a percent above 0 and at most 100"));
+      return std::unexpected(
+          r.error(element, "bad percentage " + quote(*t) + ": each step is a percent above 0 and at most 100"));
     }
     if (!steps.empty() && *pct <= steps.back()) {
-      return std::unexpected(r.error(element, "step " + quote(*t) + " does not widen the previous one: steps must increase"));
+      return std::unexpected(
+          r.error(element, "step " + quote(*t) + " does not widen the previous one: steps must increase"));
     }
     steps.push_back(*pct);
   }
@@ -795,9 +801,9 @@ Expected<ParsedRollout> read_rollout(std::string_view yaml, std::string_view fil
   const Reader r(file);
   auto frame = read_frame(r, yaml, "Rollout");
   if (!frame) return std::unexpected(frame.error());
-  auto spec = MapView::open(r, frame->spec,
-                            {"release", "selector", "steps", "bake", "minDevices", "maxFailureRate", "onFailure",
-                             "progressDeadline"});
+  auto spec = MapView::open(
+      r, frame->spec,
+      {"release", "selector", "steps", "bake", "minDevices", "maxFailureRate", "onFailure", "progressDeadline"});
   if (!spec) return std::unexpected(spec.error());
 
   Rollout ro;
@@ -816,12 +822,13 @@ Expected<ParsedRollout> read_rollout(std::string_view yaml, std::string_view fil
     if (!selector) return std::unexpected(selector.error());
     if (auto labels = selector->get("matchLabels")) {
       if (!labels->node.IsMap()) {
-        return std::unexpected(r.error(*labels, "expected a mapping of labels, e.g. {site: berlin}, got " +
-                                                    std::string(type_name(labels->node))));
+        return std::unexpected(r.error(
+            *labels, "expected a mapping of labels, e.g. {site: berlin}, got " + std::string(type_name(labels->node))));
       }
       for (auto it = labels->node.begin(); it != labels->node.end(); ++it) {
         if (!it->first.IsScalar() || it->first.Scalar().empty()) {
-          return std::unexpected(r.error(it->first.Mark(), labels->path + ": a label name must be a plain, non-empty name"));
+          return std::unexpected(
+              r.error(it->first.Mark(), labels->path + ": a label name must be a plain, non-empty name"));
         }
         const Value label{it->second, it->first.Mark(), MapView::child_path(labels->path, it->first.Scalar())};
         auto value = text(r, label);
@@ -853,8 +860,9 @@ Expected<ParsedRollout> read_rollout(std::string_view yaml, std::string_view fil
     auto t = text(r, *f);
     if (!t) return std::unexpected(t.error());
     if (!t->ends_with('%')) {
-      return std::unexpected(r.error(*f, "bad percentage " + quote(*t) + ": write it with a percent sign, e.g. `5%` "
-                                                                         "(a bare number could mean a fraction or a percent)"));
+      return std::unexpected(r.error(*f, "bad percentage " + quote(*t) +
+                                             ": write it with a percent sign, e.g. `5%` "
+                                             "(a bare number could mean a fraction or a percent)"));
     }
     auto rate = parse_percentage(*t);
     if (!rate) return std::unexpected(r.error(*f, rate.error().message));
@@ -991,10 +999,10 @@ Expected<Fleet> parse_fleet(const std::map<std::string, std::string>& files) {
   for (const auto& [name, rel] : fleet.releases) release_names.push_back(name);
   for (const auto& ro : fleet.rollouts) {
     if (fleet.releases.contains(ro.release)) continue;
-    const bool a_release_failed = std::any_of(problems.begin(), problems.end(),
-                                              [](const std::string& p) { return p.starts_with("releases/"); });
-    std::string message = ro.file + ":" + std::to_string(ro.release_line) + ": release " + quote(ro.release) +
-                          " does not exist";
+    const bool a_release_failed =
+        std::any_of(problems.begin(), problems.end(), [](const std::string& p) { return p.starts_with("releases/"); });
+    std::string message =
+        ro.file + ":" + std::to_string(ro.release_line) + ": release " + quote(ro.release) + " does not exist";
     if (auto suggestion = did_you_mean(ro.release, release_names)) {
       message += " (did you mean " + quote(*suggestion) + "?)";
     } else if (a_release_failed) {

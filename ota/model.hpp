@@ -118,8 +118,8 @@ struct Rollout {
   // spec.maxFailureRate as a fraction in [0, 1], default 5%. The YAML value must carry a percent
   // sign (`5%`, `0.5%`): a bare `0.05` could mean 5% or 0.05%, so it is refused with a hint.
   double max_failure_rate = 0.05;
-  OnFailure on_failure = OnFailure::rollback;      // spec.onFailure: rollback | pause
-  std::chrono::seconds progress_deadline{1800};    // spec.progressDeadline, default 30m, > 0
+  OnFailure on_failure = OnFailure::rollback;    // spec.onFailure: rollback | pause
+  std::chrono::seconds progress_deadline{1800};  // spec.progressDeadline, default 30m, > 0
 };
 
 // "500ms", "5s", "10m", "2h", "1h30m": one or more <integer><unit> terms, units ms, s, m, h, in

@@ -16,7 +16,8 @@ using namespace std::chrono_literals;
 
 constexpr std::int64_t kStart = 1'700'000'000;
 
-Release make_release(std::string name, std::string target, std::map<std::string, std::vector<std::string>> compatible = {}) {
+Release make_release(std::string name, std::string target,
+                     std::map<std::string, std::vector<std::string>> compatible = {}) {
   Release r;
   r.file = "releases/" + name + ".yaml";
   r.name = std::move(name);
@@ -99,7 +100,8 @@ TEST(PlaceInLine, SpreadsTenThousandDevicesUniformly) {
 }
 
 TEST(Assign, SelectorMatchAndNoMatch) {
-  const Fleet fleet = fleet_of({make_release("app-1", "app")}, {make_rollout("app", "app-1", {100}, {{"site", "berlin"}})});
+  const Fleet fleet =
+      fleet_of({make_release("app-1", "app")}, {make_rollout("app", "app-1", {100}, {{"site", "berlin"}})});
   auto in = assign(fleet, {"pi-1", {{"site", "berlin"}, {"hw", "pi4"}}}, start_at_epoch, kStart);
   ASSERT_TRUE(in) << in.error().message;
   ASSERT_EQ(in->assignments.size(), 1u);
@@ -124,7 +126,8 @@ TEST(Assign, SelectorMatchAndNoMatch) {
 }
 
 TEST(Assign, IncompatibleReleaseIsSkippedWithAReason) {
-  const Fleet fleet = fleet_of({make_release("app-1", "app", {{"hw", {"pi4", "pi5"}}})}, {make_rollout("app", "app-1", {100})});
+  const Fleet fleet =
+      fleet_of({make_release("app-1", "app", {{"hw", {"pi4", "pi5"}}})}, {make_rollout("app", "app-1", {100})});
   auto pi3 = assign(fleet, {"pi-1", {{"hw", "pi3"}}}, start_at_epoch, kStart);
   ASSERT_TRUE(pi3) << pi3.error().message;
   EXPECT_TRUE(pi3->assignments.empty());
@@ -249,9 +252,10 @@ TEST(Assign, TwoRolloutsForOneTargetAreAnErrorNamingBoth) {
 
 TEST(Assign, ReleasesSplitByCompatibilityDoNotConflict) {
   // One rollout per hardware generation, both selecting all of Berlin: compatibility decides.
-  const Fleet fleet = fleet_of({make_release("os-pi4", "rootfs", {{"hw", {"pi4"}}}), make_release("os-pi5", "rootfs", {{"hw", {"pi5"}}})},
-                               {make_rollout("os-pi4", "os-pi4", {100}, {{"site", "berlin"}}),
-                                make_rollout("os-pi5", "os-pi5", {100}, {{"site", "berlin"}})});
+  const Fleet fleet = fleet_of(
+      {make_release("os-pi4", "rootfs", {{"hw", {"pi4"}}}), make_release("os-pi5", "rootfs", {{"hw", {"pi5"}}})},
+      {make_rollout("os-pi4", "os-pi4", {100}, {{"site", "berlin"}}),
+       make_rollout("os-pi5", "os-pi5", {100}, {{"site", "berlin"}})});
   auto a = assign(fleet, {"pi-1", {{"site", "berlin"}, {"hw", "pi5"}}}, start_at_epoch, kStart);
   ASSERT_TRUE(a) << a.error().message;
   ASSERT_EQ(a->assignments.size(), 1u);
@@ -262,10 +266,13 @@ TEST(Assign, ReleasesSplitByCompatibilityDoNotConflict) {
 TEST(Assign, WorksOnAParsedFleet) {
   const std::string digest(64, 'b');
   auto fleet = parse_fleet({
-      {"releases/app.yaml", "apiVersion: eddy/v1\nkind: Release\nmetadata: {name: app-2}\nspec:\n  target: app\n"
-                            "  version: '2'\n  payload: {type: app, path: p/app.tar.zst, sha256: " + digest + ", size: 3}\n"},
-      {"rollouts/app.yaml", "apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: app}\nspec:\n  release: app-2\n"
-                            "  steps: [100]\n"},
+      {"releases/app.yaml",
+       "apiVersion: eddy/v1\nkind: Release\nmetadata: {name: app-2}\nspec:\n  target: app\n"
+       "  version: '2'\n  payload: {type: app, path: p/app.tar.zst, sha256: " +
+           digest + ", size: 3}\n"},
+      {"rollouts/app.yaml",
+       "apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: app}\nspec:\n  release: app-2\n"
+       "  steps: [100]\n"},
   });
   ASSERT_TRUE(fleet) << fleet.error().message;
   auto a = assign(*fleet, {"pi-1", {}}, start_at_epoch, kStart);

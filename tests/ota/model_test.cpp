@@ -74,8 +74,10 @@ void expect_error(const Expected<T>& result, std::string_view file, int line, st
   ASSERT_FALSE(result.has_value()) << "expected an error containing: " << needle;
   EXPECT_EQ(result.error().code, Errc::invalid_argument);
   const std::string prefix = std::string(file) + ":" + std::to_string(line) + ": ";
-  EXPECT_TRUE(result.error().message.starts_with(prefix)) << "message: " << result.error().message << "\nwanted prefix: " << prefix;
-  EXPECT_NE(result.error().message.find(needle), std::string::npos) << "message: " << result.error().message << "\nwanted: " << needle;
+  EXPECT_TRUE(result.error().message.starts_with(prefix))
+      << "message: " << result.error().message << "\nwanted prefix: " << prefix;
+  EXPECT_NE(result.error().message.find(needle), std::string::npos)
+      << "message: " << result.error().message << "\nwanted: " << needle;
 }
 
 Expected<Release> release_with(std::string_view from, std::string_view to) {
@@ -218,7 +220,8 @@ metadata: {name: a}
 spec:
   target: a
   version: "1"
-  payload: {type: container, path: p/a.tar, sha256: )" + std::string(kDigest) + R"(, size: 1}
+  payload: {type: container, path: p/a.tar, sha256: )" +
+                               std::string(kDigest) + R"(, size: 1}
 )",
                            "releases/a.yaml");
   ASSERT_TRUE(rel) << rel.error().message;
@@ -273,8 +276,9 @@ TEST(ModelErrors, UnknownKeySuggestsTheClosestOne) {
 }
 
 TEST(ModelErrors, UnknownKeyWithoutACloseOneListsTheAllowedKeys) {
-  expect_error(release_with("  compatible:", "  colour: red\n  compatible:"), kReleaseFile, 12,
-               "unknown key `colour` in spec (allowed: target, version, payload, compatible, analysis, hooks, allowDowngrade)");
+  expect_error(
+      release_with("  compatible:", "  colour: red\n  compatible:"), kReleaseFile, 12,
+      "unknown key `colour` in spec (allowed: target, version, payload, compatible, analysis, hooks, allowDowngrade)");
 }
 
 TEST(ModelErrors, KeyWrittenTwice) {
@@ -306,23 +310,27 @@ TEST(ModelErrors, WrongType) {
   expect_error(rollout_with("minDevices: 3", "minDevices: 0"), kRolloutFile, 9, "out of range (1..");
   expect_error(rollout_with("onFailure: rollback", "onFailure: retry"), kRolloutFile, 11,
                "unknown action `retry`: write rollback or pause");
-  expect_error(rollout_with("selector: {matchLabels: {site: berlin}}", "selector: {matchLabels: [site]}"), kRolloutFile, 6,
-               "spec.selector.matchLabels: expected a mapping of labels");
+  expect_error(rollout_with("selector: {matchLabels: {site: berlin}}", "selector: {matchLabels: [site]}"), kRolloutFile,
+               6, "spec.selector.matchLabels: expected a mapping of labels");
 }
 
 TEST(ModelErrors, MissingRequiredField) {
   expect_error(release_with("  version: 1.4.2\n", ""), kReleaseFile, 4, "spec: missing required key `version`");
   expect_error(release_with("  target: sensor-app ", "  #"), kReleaseFile, 4, "spec: missing required key `target`");
-  expect_error(release_with("    sha256: ", "    #sha256: "), kReleaseFile, 7, "spec.payload: missing required key `sha256`");
+  expect_error(release_with("    sha256: ", "    #sha256: "), kReleaseFile, 7,
+               "spec.payload: missing required key `sha256`");
   expect_error(release_with("    size: 48211", "    #"), kReleaseFile, 7, "spec.payload: missing required key `size`");
   expect_error(release_with("    type: app", "    #"), kReleaseFile, 7, "spec.payload: missing required key `type`");
-  expect_error(release_with("    path: ", "    #path: "), kReleaseFile, 7, "missing `path` (in the repository) or `url`");
+  expect_error(release_with("    path: ", "    #path: "), kReleaseFile, 7,
+               "missing `path` (in the repository) or `url`");
   expect_error(release_with("kind: Release\n", ""), kReleaseFile, 1, "missing required key `kind`");
   expect_error(release_with("metadata: {name: sensor-app-1.4.2}", "metadata: {}"), kReleaseFile, 3,
                "metadata: missing required key `name`");
-  expect_error(release_with("{name: health, ", "{"), kReleaseFile, 18, "spec.analysis.probes[0]: missing required key `name`");
+  expect_error(release_with("{name: health, ", "{"), kReleaseFile, 18,
+               "spec.analysis.probes[0]: missing required key `name`");
   expect_error(release_with("    size: 48211", "    size:"), kReleaseFile, 11, "spec.payload.size: needs a value");
-  expect_error(rollout_with("  release: sensor-app-1.4.2\n", ""), kRolloutFile, 4, "spec: missing required key `release`");
+  expect_error(rollout_with("  release: sensor-app-1.4.2\n", ""), kRolloutFile, 4,
+               "spec: missing required key `release`");
   expect_error(rollout_with("  steps: [1, 10, 50, 100]", "  #"), kRolloutFile, 4, "spec: missing required key `steps`");
   expect_error(rollout_with("  steps: [1, 10, 50, 100]", "  steps: []"), kRolloutFile, 7, "needs at least one step");
   auto no_spec = parse_rollout("apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: a}\n", kRolloutFile);
@@ -333,10 +341,13 @@ TEST(ModelErrors, BadDuration) {
   expect_error(release_with("interval: 5s", "interval: 5x"), kReleaseFile, 14,
                "spec.analysis.interval: bad duration `5x`: unknown unit");
   expect_error(release_with("interval: 5s", "interval: 0s"), kReleaseFile, 14, "must be longer than zero");
-  expect_error(release_with("timeout: 1s", "timeout: -1s"), kReleaseFile, 19, "bad duration `-1s`: it must not be negative");
-  expect_error(rollout_with("bake: 10m", "bake: 10"), kRolloutFile, 8, "spec.bake: bad duration `10`: a unit is missing");
+  expect_error(release_with("timeout: 1s", "timeout: -1s"), kReleaseFile, 19,
+               "bad duration `-1s`: it must not be negative");
+  expect_error(rollout_with("bake: 10m", "bake: 10"), kRolloutFile, 8,
+               "spec.bake: bad duration `10`: a unit is missing");
   expect_error(rollout_with("bake: 10m", "bake: 1500ms"), kRolloutFile, 8, "must be whole seconds");
-  expect_error(rollout_with("progressDeadline: 30m", "progressDeadline: 0s"), kRolloutFile, 12, "must be longer than zero");
+  expect_error(rollout_with("progressDeadline: 30m", "progressDeadline: 0s"), kRolloutFile, 12,
+               "must be longer than zero");
 }
 
 TEST(ModelErrors, BadPercentage) {
@@ -357,17 +368,21 @@ TEST(ModelErrors, BadPercentage) {
 
 TEST(ModelErrors, BadDigestAndSize) {
   const std::string upper = "9F2C3A1B4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F708192A3B4C5D6E7F8";
-  expect_error(release_with(kDigest, upper), kReleaseFile, 10, "is not a SHA-256: write 64 lowercase hexadecimal digits");
+  expect_error(release_with(kDigest, upper), kReleaseFile, 10,
+               "is not a SHA-256: write 64 lowercase hexadecimal digits");
   expect_error(release_with(kDigest, kDigest.substr(1)), kReleaseFile, 10, "is not a SHA-256");
-  expect_error(release_with("size: 48211", "size: -5"), kReleaseFile, 11, "spec.payload.size: must not be negative, got `-5`");
+  expect_error(release_with("size: 48211", "size: -5"), kReleaseFile, 11,
+               "spec.payload.size: must not be negative, got `-5`");
   expect_error(release_with("size: 48211", "size: 4.5"), kReleaseFile, 11, "expected a whole number, got `4.5`");
   expect_error(release_with("size: 48211", "size: \"48211\""), kReleaseFile, 11, "expected a number, got the string");
   expect_error(release_with("size: 48211", "size: 99999999999999999999999"), kReleaseFile, 11, "is out of range");
 }
 
 TEST(ModelErrors, ApiVersionAndKind) {
-  expect_error(release_with("eddy/v1", "eddy/v2"), kReleaseFile, 1, "apiVersion: `eddy/v2` is not supported: write `apiVersion: eddy/v1`");
-  expect_error(release_with("kind: Release", "kind: Rollout"), kReleaseFile, 2, "kind: `Rollout` where a Release was expected");
+  expect_error(release_with("eddy/v1", "eddy/v2"), kReleaseFile, 1,
+               "apiVersion: `eddy/v2` is not supported: write `apiVersion: eddy/v1`");
+  expect_error(release_with("kind: Release", "kind: Rollout"), kReleaseFile, 2,
+               "kind: `Rollout` where a Release was expected");
   expect_error(parse_rollout(release_yaml(), kRolloutFile), kRolloutFile, 2, "`Release` where a Rollout was expected");
   expect_error(release_with("apiVersion: eddy/v1\n", ""), kReleaseFile, 1, "missing required key `apiVersion`");
   // Another version's file is refused for its version before any key it may have that v1 lacks.
@@ -391,7 +406,8 @@ TEST(ModelErrors, DeepNestingIsAnErrorNotACrash) {
 // invalid_argument error naming the file: never an exception, never another code.
 TEST(ModelErrors, MangledInputNeverThrows) {
   std::vector<std::pair<std::string, std::string>> inputs;  // yaml, kind
-  for (const auto& [yaml, kind] : {std::pair{release_yaml(), "Release"s}, std::pair{std::string(kRollout), "Rollout"s}}) {
+  for (const auto& [yaml, kind] :
+       {std::pair{release_yaml(), "Release"s}, std::pair{std::string(kRollout), "Rollout"s}}) {
     for (std::size_t n = 0; n < yaml.size(); ++n) inputs.emplace_back(yaml.substr(0, n), kind);
     std::vector<std::string> lines;
     for (std::size_t at = 0; at < yaml.size();) {
@@ -431,7 +447,8 @@ TEST(ModelErrors, EmptyFileAndSeveralDocuments) {
   auto empty = parse_release("# nothing here\n", kReleaseFile);
   ASSERT_FALSE(empty);
   EXPECT_EQ(empty.error().code, Errc::invalid_argument);
-  EXPECT_EQ(empty.error().message, "releases/sensor-app-1.4.2.yaml: the file is empty: expected apiVersion, kind, metadata and spec");
+  EXPECT_EQ(empty.error().message,
+            "releases/sensor-app-1.4.2.yaml: the file is empty: expected apiVersion, kind, metadata and spec");
   expect_error(parse_rollout(kRollout + "---\n" + kRollout, kRolloutFile), kRolloutFile, 14, "a second YAML document");
   expect_error(parse_rollout("- a\n- b\n", kRolloutFile), kRolloutFile, 1, "expected a mapping with apiVersion");
 }
@@ -439,8 +456,8 @@ TEST(ModelErrors, EmptyFileAndSeveralDocuments) {
 TEST(ModelErrors, PayloadSource) {
   expect_error(release_with("    sha256:", "    url: https://x.example/a\n    sha256:"), kReleaseFile, 10,
                "the payload has both `path` and `url`: keep one");
-  for (std::string_view bad : {"/etc/passwd", "../x.tar", "payloads/../../x", "payloads//x", "./x", "payloads/x/",
-                               "a\\\\b"}) {
+  for (std::string_view bad :
+       {"/etc/passwd", "../x.tar", "payloads/../../x", "payloads//x", "./x", "payloads/x/", "a\\\\b"}) {
     SCOPED_TRACE(bad);
     expect_error(release_with("payloads/sensor-app-1.4.2.tar.zst", "\"" + std::string(bad) + "\""), kReleaseFile, 9,
                  "is not a safe path in the repository");
@@ -453,12 +470,14 @@ TEST(ModelErrors, PayloadSource) {
   auto http = release_with("    path: payloads/sensor-app-1.4.2.tar.zst", "    url: http://mirror.lan/a.tar.zst");
   ASSERT_TRUE(http) << http.error().message;
   EXPECT_EQ(http->payload.url, "http://mirror.lan/a.tar.zst");
-  expect_error(release_with("type: app", "type: deb"), kReleaseFile, 8, "unknown payload type `deb`: write app, rootfs or container");
+  expect_error(release_with("type: app", "type: deb"), kReleaseFile, 8,
+               "unknown payload type `deb`: write app, rootfs or container");
   expect_error(release_with("type: app", "type: rootfs"), kReleaseFile, 8, "does not go with target `sensor-app`");
 }
 
 TEST(ModelErrors, NamesThatWouldBeUnsafeFileNames) {
-  expect_error(release_with("version: 1.4.2", "version: ../../etc"), kReleaseFile, 6, "`../../etc` is not a valid name");
+  expect_error(release_with("version: 1.4.2", "version: ../../etc"), kReleaseFile, 6,
+               "`../../etc` is not a valid name");
   expect_error(release_with("target: sensor-app", "target: a/b"), kReleaseFile, 5, "`a/b` is not a valid name");
   expect_error(release_with("{name: sensor-app-1.4.2}", "{name: .hidden}"), kReleaseFile, 3, "is not a valid name");
 }
@@ -466,17 +485,19 @@ TEST(ModelErrors, NamesThatWouldBeUnsafeFileNames) {
 TEST(ModelErrors, Probes) {
   expect_error(release_with("{name: port, tcp:", "{name: port, exec: {command: [x]}, tcp:"), kReleaseFile, 19,
                "probe `port` needs exactly one of http, tcp and exec, has 2");
-  expect_error(release_with("{name: port, tcp: {address: \"127.0.0.1:8080\", timeout: 1s}}", "{name: port}"), kReleaseFile, 19,
-               "has 0");
+  expect_error(release_with("{name: port, tcp: {address: \"127.0.0.1:8080\", timeout: 1s}}", "{name: port}"),
+               kReleaseFile, 19, "has 0");
   for (std::string_view bad : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", ":80", "::1:80", "[::1:80", "h:8x"}) {
     SCOPED_TRACE(bad);
-    expect_error(release_with("\"127.0.0.1:8080\"", "\"" + std::string(bad) + "\""), kReleaseFile, 19, "is not host:port");
+    expect_error(release_with("\"127.0.0.1:8080\"", "\"" + std::string(bad) + "\""), kReleaseFile, 19,
+                 "is not host:port");
   }
   expect_error(release_with("{name: port, tcp: {address: \"127.0.0.1:8080\", timeout: 1s}}", "{name: port, tcp: }"),
                kReleaseFile, 19, "spec.analysis.probes[1].tcp: needs a value");
   expect_error(release_with("{name: selftest,", "{name: health,"), kReleaseFile, 20,
                "probe name `health` is also used on line 18");
-  expect_error(release_with("command: [bin/selftest]", "command: []"), kReleaseFile, 20, "a command needs at least a program");
+  expect_error(release_with("command: [bin/selftest]", "command: []"), kReleaseFile, 20,
+               "a command needs at least a program");
   expect_error(release_with("\"http://127.0.0.1:8080/healthz\"", "\"tcp://127.0.0.1:8080\""), kReleaseFile, 18,
                "is not an http:// or https:// URL");
 }
@@ -486,8 +507,8 @@ TEST(ModelErrors, Hooks) {
                "spec.hooks.pre-activate[0]: a command is a list of strings: write [[bin/migrate]]");
   expect_error(release_with("pre-activate: [[bin/migrate]]", "pre-activate: bin/migrate"), kReleaseFile, 22,
                "expected a list of commands");
-  expect_error(release_with("rollback: [[bin/cleanup]]", "rollback: [[bin/cleanup]]\n    timeout: soon"), kReleaseFile, 24,
-               "spec.hooks.timeout: bad duration `soon`");
+  expect_error(release_with("rollback: [[bin/cleanup]]", "rollback: [[bin/cleanup]]\n    timeout: soon"), kReleaseFile,
+               24, "spec.hooks.timeout: bad duration `soon`");
 }
 
 TEST(ModelErrors, Compatible) {
@@ -500,7 +521,7 @@ TEST(ModelErrors, Compatible) {
 
 TEST(Duration, Parses) {
   const std::tuple<std::string_view, std::chrono::milliseconds> good[] = {
-      {"500ms", 500ms}, {"5s", 5s}, {"10m", 10min}, {"2h", 2h}, {"1h30m", 90min},
+      {"500ms", 500ms}, {"5s", 5s},     {"10m", 10min},      {"2h", 2h},   {"1h30m", 90min},
       {"0s", 0ms},      {"1m30s", 90s}, {"1s500ms", 1500ms}, {"90s", 90s}, {"007s", 7s},
   };
   for (const auto& [text, expected] : good) {
@@ -567,21 +588,25 @@ TEST(Fleet, DuplicateNameNamesBothFiles) {
             "releases/b.yaml:3: release name `sensor-app-1.4.2` is also used by releases/a.yaml:3: give each release "
             "its own metadata.name");
 
-  auto rollouts = parse_fleet(
-      {{"releases/a.yaml", release_yaml()}, {"rollouts/a.yaml", kRollout}, {"rollouts/b.yaml", kRollout}});
+  auto rollouts =
+      parse_fleet({{"releases/a.yaml", release_yaml()}, {"rollouts/a.yaml", kRollout}, {"rollouts/b.yaml", kRollout}});
   ASSERT_FALSE(rollouts);
-  EXPECT_TRUE(rollouts.error().message.starts_with("rollouts/b.yaml:3: rollout name `sensor-app` is also used by rollouts/a.yaml:3"))
+  EXPECT_TRUE(rollouts.error().message.starts_with(
+      "rollouts/b.yaml:3: rollout name `sensor-app` is also used by rollouts/a.yaml:3"))
       << rollouts.error().message;
 }
 
 TEST(Fleet, RolloutNamingAMissingReleaseNamesItsFileAndLine) {
-  auto fleet = parse_fleet({{"releases/a.yaml", release_yaml()}, {"rollouts/x.yaml", rollout_named("x", "other-app-2.0")}});
+  auto fleet =
+      parse_fleet({{"releases/a.yaml", release_yaml()}, {"rollouts/x.yaml", rollout_named("x", "other-app-2.0")}});
   ASSERT_FALSE(fleet);
   EXPECT_EQ(fleet.error().code, Errc::invalid_argument);
   EXPECT_EQ(fleet.error().message,
-            "rollouts/x.yaml:5: release `other-app-2.0` does not exist: no releases/*.yaml has metadata.name `other-app-2.0`");
+            "rollouts/x.yaml:5: release `other-app-2.0` does not exist: no releases/*.yaml has metadata.name "
+            "`other-app-2.0`");
 
-  auto typo = parse_fleet({{"releases/a.yaml", release_yaml()}, {"rollouts/x.yaml", rollout_named("x", "sensor-app-1.4.3")}});
+  auto typo =
+      parse_fleet({{"releases/a.yaml", release_yaml()}, {"rollouts/x.yaml", rollout_named("x", "sensor-app-1.4.3")}});
   ASSERT_FALSE(typo);
   EXPECT_EQ(typo.error().message,
             "rollouts/x.yaml:5: release `sensor-app-1.4.3` does not exist (did you mean `sensor-app-1.4.2`?)");
@@ -598,7 +623,9 @@ TEST(Fleet, ListsEveryProblem) {
   EXPECT_TRUE(m.starts_with("3 problems in the fleet repository:\n")) << m;
   EXPECT_NE(m.find("\nreleases/a.yaml:17: unknown key `probs`"), std::string::npos) << m;
   EXPECT_NE(m.find("\nrollouts/x.yaml:8: spec.bake: bad duration `10`"), std::string::npos) << m;
-  EXPECT_NE(m.find("\nrollouts/y.yaml:5: release `zzz` does not exist (or its file has an error listed here)"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nrollouts/y.yaml:5: release `zzz` does not exist (or its file has an error listed here)"),
+            std::string::npos)
+      << m;
 }
 
 }  // namespace
