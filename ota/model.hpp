@@ -1,0 +1,148 @@
+// The release and rollout model: the YAML files of the fleet repository (DESIGN.md, "A release",
+// "A rollout"), parsed strictly. Every refusal is an Errc::invalid_argument error whose message
+// starts with "<file>:<line>: " and says what to write instead, e.g.
+//   releases/app-1.2.yaml:14: unknown key `probs` (did you mean `probes`?)
+//
+// General rules, for every key of both kinds:
+// - Unknown keys and keys written twice in one mapping are errors.
+// - Numbers (status, size, iterations, threshold, minDevices, steps) must be plain, unquoted
+//   YAML numbers; `"200"` is a string and refused. Text fields accept any scalar as its text
+//   (`version: 1.10` stays "1.10").
+// - An optional key written with no value (`hooks:` followed by nothing) counts as absent.
+// - A file holds exactly one YAML document.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "platform/error.hpp"
+
+namespace eddy::ota {
+
+// yaml: http: {url, status, body (substring), timeout}. url is http:// or https://; status
+// 100..599 (default 200); timeout > 0 (default 2s).
+struct HttpProbe {
+  std::string url;
+  int status = 200;
+  std::string body_contains;
+  std::chrono::milliseconds timeout{2000};
+};
+
+// yaml: tcp: {address: "host:port", timeout}. IPv6 hosts in brackets: "[::1]:8080".
+struct TcpProbe {
+  std::string address;
+  std::chrono::milliseconds timeout{1000};
+};
+
+// yaml: exec: {command: [argv...], timeout}. command is a non-empty list of strings.
+struct ExecProbe {
+  std::vector<std::string> command;
+  std::chrono::milliseconds timeout{10000};
+};
+
+// yaml: {name, http|tcp|exec}: a name (required, unique within the release) and exactly one check.
+struct Probe {
+  std::string name;
+  std::variant<HttpProbe, TcpProbe, ExecProbe> check;
+};
+
+// yaml: analysis: {interval, iterations, threshold, probes}. Defaults: interval 5s (> 0),
+// iterations 1 (>= 1), threshold 0 (>= 0, failed checks tolerated), no probes.
+struct Analysis {
+  std::chrono::milliseconds interval{5000};
+  int iterations = 1;
+  int threshold = 0;
+  std::vector<Probe> probes;
+};
+
+// yaml keys: pre-activate, post-activate, pre-commit, rollback (each a list of commands, a command
+// a non-empty list of strings: `pre-activate: [[bin/migrate, --fast]]`), and timeout (duration
+// per hook command, default 60s, > 0). All optional.
+struct Hooks {
+  std::vector<std::vector<std::string>> pre_activate, post_activate, pre_commit, rollback;
+  std::chrono::milliseconds timeout{60000};
+};
+
+// yaml: payload: {type, path | url, sha256, size}, all required (exactly one of path and url).
+// - type: app | rootfs | container; `rootfs` goes with target `rootfs` and only with it.
+// - path: relative to the repository root, no "..", no "." or empty segments, no leading '/',
+//   no backslash.
+// - url: http:// or https:// (the SHA-256 and size from the signed release guard the bytes).
+// - sha256: 64 lowercase hexadecimal digits, of the bytes as stored.
+// - size: bytes as stored, a non-negative integer; the download limit.
+struct PayloadSpec {
+  std::string type;
+  std::string path;
+  std::string url;
+  std::string sha256;
+  std::uint64_t size = 0;
+};
+
+// kind: Release. Required: apiVersion (`eddy/v1`), kind, metadata.name, spec.target,
+// spec.version, spec.payload. Names, targets and versions end up in file names on the device, so
+// they are restricted to letters, digits and `.`, `_`, `-` (versions also `+`), starting with a
+// letter or digit, at most 128 characters.
+struct Release {
+  std::string file;     // path in the repository, for messages
+  std::string name;     // metadata.name
+  std::string target;   // spec.target
+  std::string version;  // spec.version
+  PayloadSpec payload;
+  std::map<std::string, std::vector<std::string>> compatible;  // spec.compatible: label -> allowed
+                                                               // values (a single value may be
+                                                               // written without brackets)
+  Analysis analysis;                                           // spec.analysis, optional
+  Hooks hooks;                                                 // spec.hooks, optional
+  bool allow_downgrade = false;                                // spec.allowDowngrade: true|false
+};
+
+enum class OnFailure { rollback, pause };
+
+// kind: Rollout. Required: apiVersion, kind, metadata.name, spec.release, spec.steps.
+struct Rollout {
+  std::string file, name, release;
+  int release_line = 0;  // line of spec.release in `file`, for cross-file messages
+  // spec.selector.matchLabels; an absent or empty selector selects every device.
+  std::map<std::string, std::string> match_labels;
+  // spec.steps: percent of the selected devices, strictly increasing, each in (0, 100]. Written
+  // as plain numbers (`[1, 10, 50, 100]`); `10%` is accepted too. The last step need not be 100
+  // (a rollout may hold at a canary share).
+  std::vector<double> steps;
+  std::chrono::seconds bake{600};  // spec.bake, default 10m, whole seconds, may be 0
+  int min_devices = 1;             // spec.minDevices, default 1, >= 1
+  // spec.maxFailureRate as a fraction in [0, 1], default 5%. The YAML value must carry a percent
+  // sign (`5%`, `0.5%`): a bare `0.05` could mean 5% or 0.05%, so it is refused with a hint.
+  double max_failure_rate = 0.05;
+  OnFailure on_failure = OnFailure::rollback;    // spec.onFailure: rollback | pause
+  std::chrono::seconds progress_deadline{1800};  // spec.progressDeadline, default 30m, > 0
+};
+
+// "500ms", "5s", "10m", "2h", "1h30m": one or more <integer><unit> terms, units ms, s, m, h, in
+// any combination. No sign, no empty text, no bare number; "0s" is zero. Errc::invalid_argument
+// with the text quoted when it does not parse or overflows.
+Expected<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// A percentage "5%", "0.5%", "100%" as a fraction in [0, 1].
+Expected<double> parse_percentage(std::string_view text);
+
+Expected<Release> parse_release(std::string_view yaml, std::string_view file);
+Expected<Rollout> parse_rollout(std::string_view yaml, std::string_view file);
+
+struct Fleet {
+  std::map<std::string, Release> releases;  // by metadata.name
+  std::vector<Rollout> rollouts;            // in the order of their file paths
+};
+
+// files: repository path -> content. Paths under releases/ parse as releases and under rollouts/
+// as rollouts, when they end in .yaml or .yml; other paths are ignored. Checks across files:
+// duplicate metadata.name among releases or among rollouts (names both files), a rollout naming
+// a release that does not exist (names the rollout's file and line). metadata.name need not
+// match the file name. Every file is checked; the error lists every problem found, one a line.
+Expected<Fleet> parse_fleet(const std::map<std::string, std::string>& files);
+
+}  // namespace eddy::ota
