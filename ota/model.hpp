@@ -20,53 +20,10 @@
 #include <variant>
 #include <vector>
 
+#include "ota/probe_types.hpp"
 #include "platform/error.hpp"
 
 namespace eddy::ota {
-
-// yaml: http: {url, status, body (substring), timeout}. url is http:// or https://; status
-// 100..599 (default 200); timeout > 0 (default 2s).
-struct HttpProbe {
-  std::string url;
-  int status = 200;
-  std::string body_contains;
-  std::chrono::milliseconds timeout{2000};
-};
-
-// yaml: tcp: {address: "host:port", timeout}. IPv6 hosts in brackets: "[::1]:8080".
-struct TcpProbe {
-  std::string address;
-  std::chrono::milliseconds timeout{1000};
-};
-
-// yaml: exec: {command: [argv...], timeout}. command is a non-empty list of strings.
-struct ExecProbe {
-  std::vector<std::string> command;
-  std::chrono::milliseconds timeout{10000};
-};
-
-// yaml: {name, http|tcp|exec}: a name (required, unique within the release) and exactly one check.
-struct Probe {
-  std::string name;
-  std::variant<HttpProbe, TcpProbe, ExecProbe> check;
-};
-
-// yaml: analysis: {interval, iterations, threshold, probes}. Defaults: interval 5s (> 0),
-// iterations 1 (>= 1), threshold 0 (>= 0, failed checks tolerated), no probes.
-struct Analysis {
-  std::chrono::milliseconds interval{5000};
-  int iterations = 1;
-  int threshold = 0;
-  std::vector<Probe> probes;
-};
-
-// yaml keys: pre-activate, post-activate, pre-commit, rollback (each a list of commands, a command
-// a non-empty list of strings: `pre-activate: [[bin/migrate, --fast]]`), and timeout (duration
-// per hook command, default 60s, > 0). All optional.
-struct Hooks {
-  std::vector<std::vector<std::string>> pre_activate, post_activate, pre_commit, rollback;
-  std::chrono::milliseconds timeout{60000};
-};
 
 // yaml: payload: {type, path | url, sha256, size}, all required (exactly one of path and url).
 // - type: app | rootfs | container; `rootfs` goes with target `rootfs` and only with it.
