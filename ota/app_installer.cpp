@@ -534,14 +534,25 @@ Status AppInstaller::stage(std::string_view version, ByteStream& compressed) {
     if (auto s = unpacker.run(); !s) return fail(s.error());
   }
   const std::string name(version);
-  // A folder of this version that is not current (an earlier attempt) gives way to the new copy.
-  if (auto s = remove_folder(name); !s) return fail(s.error());
   const stdfs::path final_dir = versions / name;
-  if (::rename(staging.c_str(), final_dir.c_str()) != 0)
-    return fail(errno_error(errno, "rename to", final_dir.string()));
+  // A folder of this version that is not current (an earlier attempt) gives way to the new copy,
+  // moved aside first so that it can come back if the new one cannot take its place.
+  const stdfs::path aside = versions / (".removing-" + name);
+  if (auto s = fs::remove_all(aside); !s) return fail(s.error());
+  bool moved_aside = ::rename(final_dir.c_str(), aside.c_str()) == 0;
+  if (!moved_aside && errno != ENOENT) return fail(errno_error(errno, "rename away", final_dir.string()));
+  if (::rename(staging.c_str(), final_dir.c_str()) != 0) {
+    Error error = errno_error(errno, "rename to", final_dir.string());
+    if (moved_aside) ::rename(aside.c_str(), final_dir.c_str());
+    return fail(error);
+  }
   // prune goes by this time: when the version arrived, not what the bundle's entries say.
   ::utimensat(AT_FDCWD, final_dir.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
   if (auto s = fs::sync_directory(versions); !s) return std::unexpected(s.error().with_context(context));
+  if (moved_aside) {
+    if (auto s = fs::remove_all(aside); !s)
+      log::warning(context + ": cannot remove the replaced copy " + aside.string() + ": " + s.error().message);
+  }
   log::info("app " + target_.name + ": staged version " + name + " in " + final_dir.string());
   return {};
 }
