@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Device agent benchmarks (issue: device agent, first slice).
+
+Measures, with a real eddyd following a real signed fleet repository on this machine:
+  1. idle resident memory of eddyd, next to the peak resident memory of the `git fetch` that a
+     shell-script updater would run for the same no-op poll (reference);
+  2. CPU time of a poll that finds nothing new, next to the CPU time of that `git fetch`;
+  3. time from a failing health verdict to the previous version answering again, next to the
+     cold start of the same app by hand (reference: how long the app itself takes to come up).
+
+Usage: bench/device_bench.py [BUILD_DIR]   (default: build/). Prints a Markdown table.
+"""
+import json
+import os
+import resource
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build"))
+EDDYD = os.path.join(BUILD, "daemon", "eddyd")
+EDDY = os.path.join(BUILD, "cli", "eddy")
+GIT_ENV = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", HOME="/nonexistent", GIT_AUTHOR_NAME="Bench",
+               GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_NAME="Bench",
+               GIT_COMMITTER_EMAIL="bench@example.com")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def run(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, env=kw.pop("env", GIT_ENV), **kw)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_version(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"GET /version HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.split(b"\r\n\r\n", 1)[1].decode().strip() if b"200 OK" in data else None
+    except OSError:
+        return None
+
+
+class Fleet:
+    def __init__(self, root, port):
+        self.root, self.port = root, port
+        self.repo = os.path.join(root, "fleet")
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(root, "key"))
+        with open(os.path.join(root, "key.pub")) as f:
+            pub = f.read().strip()
+        self.allowed = os.path.join(root, "allowed_signers")
+        with open(self.allowed, "w") as f:
+            f.write("bench@example.com " + pub + "\n")
+        run("git", "init", "-q", "-b", "main", self.repo)
+        run("git", "-C", self.repo, "config", "gpg.format", "ssh")
+        run("git", "-C", self.repo, "config", "user.signingkey", os.path.join(root, "key"))
+
+    def publish(self, version, healthy):
+        b = os.path.join(self.root, "bundle-" + version)
+        os.makedirs(os.path.join(b, "bin"))
+        os.makedirs(os.path.join(b, "www"))
+        with open(os.path.join(b, "bin", "app"), "w") as f:
+            f.write("#!/bin/sh\nexec python3 -m http.server %d --bind 127.0.0.1 --directory www\n" % self.port)
+        os.chmod(os.path.join(b, "bin", "app"), 0o755)
+        with open(os.path.join(b, "www", "version"), "w") as f:
+            f.write(version + "\n")
+        if healthy:
+            with open(os.path.join(b, "www", "healthz"), "w") as f:
+                f.write("ok\n")
+        os.makedirs(os.path.join(self.repo, "payloads"), exist_ok=True)
+        os.makedirs(os.path.join(self.repo, "releases"), exist_ok=True)
+        os.makedirs(os.path.join(self.repo, "rollouts"), exist_ok=True)
+        rel = "payloads/app-%s.tar.zst" % version
+        subprocess.run("tar -C '%s' -cf - . | zstd -q -3 -o '%s/%s'" % (b, self.repo, rel), shell=True, check=True)
+        digest = run("sha256sum", os.path.join(self.repo, rel)).stdout.split()[0]
+        size = os.path.getsize(os.path.join(self.repo, rel))
+        with open(os.path.join(self.repo, "releases", "app-%s.yaml" % version), "w") as f:
+            f.write(f"""apiVersion: eddy/v1
+kind: Release
+metadata: {{name: app-{version}}}
+spec:
+  target: app
+  version: {version}
+  payload: {{type: app, path: {rel}, sha256: {digest}, size: {size}}}
+  analysis:
+    interval: 200ms
+    iterations: 3
+    threshold: 0
+    probes:
+      - {{name: health, http: {{url: "http://127.0.0.1:{self.port}/healthz", timeout: 1s}}}}
+""")
+        with open(os.path.join(self.repo, "rollouts", "app.yaml"), "w") as f:
+            f.write(f"apiVersion: eddy/v1\nkind: Rollout\nmetadata: {{name: app}}\nspec:\n"
+                    f"  release: app-{version}\n  steps: [100]\n")
+        run("git", "-C", self.repo, "add", "-A")
+        run("git", "-C", self.repo, "commit", "-q", "-S", "-m", "app " + version)
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def children_usage():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss
+
+
+def main():
+    root = tempfile.mkdtemp(prefix="eddy-bench-")
+    eddyd = None
+    try:
+        port = free_port()
+        fleet = Fleet(root, port)
+        fleet.publish("1.0.0", True)
+        dev = os.path.join(root, "device")
+        os.makedirs(dev)
+        cfg = os.path.join(dev, "eddyd.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""device: {{id: bench-01, labels: {{site: bench}}}}
+source: {{url: "file://{fleet.repo}", branch: main, interval: 1h, allowed_signers: {fleet.allowed}}}
+data_dir: {dev}/data
+socket: {dev}/eddyd.sock
+log_level: warning
+apps:
+  app: {{dir: {dev}/app, run: [bin/app]}}
+""")
+        env = dict(os.environ, EDDY_SOCKET=os.path.join(dev, "eddyd.sock"))
+        eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), "w"),
+                                 start_new_session=True)
+        for _ in range(500):
+            if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.01)
+        subprocess.run([EDDY, "check"], env=env, check=True, capture_output=True)
+        assert http_version(port) == "1.0.0", "v1 not serving"
+
+        # 1 + 2: idle memory and the CPU of polls that find nothing new.
+        time.sleep(1.0)
+        rss = proc_rss_kib(eddyd.pid)
+        polls = 100
+        cpu0 = proc_cpu_seconds(eddyd.pid)
+        for _ in range(polls):
+            subprocess.run([EDDY, "check", "--json"], env=env, check=True, capture_output=True)
+        eddy_poll_ms = (proc_cpu_seconds(eddyd.pid) - cpu0) / polls * 1000
+        clone = os.path.join(root, "ref-clone")
+        run("git", "clone", "-q", "--bare", "file://" + fleet.repo, clone)
+        c0, _ = children_usage()
+        for _ in range(polls):
+            run("git", "-C", clone, "fetch", "-q", "origin", "+refs/heads/main:refs/heads/main")
+        c1, git_rss = children_usage()
+        git_poll_ms = (c1 - c0) / polls * 1000
+
+        # 3: a failing verdict to the previous version answering again.
+        fleet.publish("3.0.0", False)
+        check = subprocess.Popen([EDDY, "check", "--json"], env=env, stdout=subprocess.PIPE, text=True)
+        seen_v3 = False
+        back_at = None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            v = http_version(port)
+            now = time.time()
+            if v == "3.0.0":
+                seen_v3 = True
+            elif seen_v3 and v == "1.0.0":
+                back_at = now
+                break
+            time.sleep(0.002)
+        out = check.communicate()[0]
+        assert json.loads(out)["outcome"] == "rolled-back", out
+        db = sqlite3.connect(os.path.join(dev, "data", "eddy.db"))
+        verdict_us = db.execute("SELECT at FROM transitions WHERE to_state='rolling-back' ORDER BY id DESC LIMIT 1").fetchone()[0]
+        rollback_ms = (back_at - verdict_us / 1e6) * 1000
+
+        # Reference for 3: the same app started by hand, from exec to its first answer.
+        ref_port = free_port()
+        t0 = time.time()
+        p = subprocess.Popen(["python3", "-m", "http.server", str(ref_port), "--bind", "127.0.0.1", "--directory",
+                              os.path.join(dev, "app", "current", "www")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        while http_version(ref_port) is None:
+            time.sleep(0.002)
+        cold_ms = (time.time() - t0) * 1000
+        p.terminate()
+        p.wait()
+
+        print("| measure | eddyd | reference | ratio | goal |")
+        print("|---|---|---|---|---|")
+        print("| idle resident memory | %.1f MiB | %.1f MiB (peak RSS of `git fetch`, no-op) | %.2f | < 8 MiB |"
+              % (rss / 1024, git_rss / 1024, rss / git_rss))
+        print("| CPU time of a poll that finds nothing new | %.2f ms | %.2f ms (`git fetch`, no-op) | %.2f | < 5 ms |"
+              % (eddy_poll_ms, git_poll_ms, eddy_poll_ms / git_poll_ms))
+        print("| failing verdict → previous version answering | %.0f ms | %.0f ms (cold start of the app by hand) | %.2f | < 1 s |"
+              % (rollback_ms, cold_ms, rollback_ms / cold_ms))
+    finally:
+        if eddyd:
+            eddyd.terminate()
+            try:
+                eddyd.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(eddyd.pid, 9)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
