@@ -235,7 +235,8 @@ Expected<std::string> base64_decode(std::string_view text) {
   compact.reserve(text.size());
   for (char c : text)
     if (c != ' ' && c != '\t' && c != '\r' && c != '\n') compact.push_back(c);
-  if (compact.empty()) return make_error(Errc::invalid_argument, "empty base64");
+  // b64_pton wants whole 4-character groups (padded with `=`).
+  if (compact.empty() || compact.size() % 4 != 0) return make_error(Errc::invalid_argument, "invalid base64");
   std::size_t olen = 0;
   int rc = mbedtls_base64_decode(nullptr, 0, &olen, bytes(compact), compact.size());
   if (rc == MBEDTLS_ERR_BASE64_INVALID_CHARACTER) return make_error(Errc::invalid_argument, "invalid base64");

@@ -179,14 +179,18 @@ Expected<AllowedSigner> parse_line(std::string_view line) {
     options = rest.substr(0, i);
     std::string_view key_text = rest.substr(i);
     while (!key_text.empty() && is_space(key_text[0])) key_text.remove_prefix(1);
+    // What reads as a key type rather than options is better reported as the key's own error.
+    const bool looks_like_options = ieq_prefix(options, "cert-authority") || ieq_prefix(options, "namespaces=") ||
+                                    ieq_prefix(options, "valid-after=") || ieq_prefix(options, "valid-before=") ||
+                                    options.find('=') != std::string_view::npos;
     if (key_text.empty()) {
-      // A lone known key type with bad data reads better as the key's own error.
-      if (sshsig::is_known_key_type(options) || rest.empty()) return std::unexpected(first_error);
+      if (rest.empty()) return bad("missing key (expected `principals [options] keytype base64-key`)");
+      if (!looks_like_options) return std::unexpected(first_error);
       return bad("missing key after options `" + std::string(options) + "`");
     }
     key = read_key(key_text);
     if (!key) {
-      if (sshsig::is_known_key_type(options)) return std::unexpected(first_error);
+      if (!looks_like_options) return std::unexpected(first_error);
       return std::unexpected(key.error());
     }
   }
