@@ -5,6 +5,7 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/rsa.h>
+#include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/sha512.h>
 #include <sodium.h>
@@ -30,7 +31,16 @@ const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const u
 // Reads the SSH wire encoding (RFC 4251 section 5): uint32, string, mpint.
 class WireReader {
  public:
-  explicit WireReader(std::string_view data) : data_(data) {}
+  explicit WireReader(std::string_view data) : all_(data), data_(data) {}
+
+  bool u64(std::uint64_t& out) {
+    std::uint32_t hi = 0, lo = 0;
+    if (!u32(hi) || !u32(lo)) return false;
+    out = (std::uint64_t{hi} << 32) | lo;
+    return true;
+  }
+  // Bytes read so far.
+  std::size_t offset() const { return static_cast<std::size_t>(data_.data() - all_.data()); }
 
   bool u32(std::uint32_t& out) {
     if (data_.size() < 4) return false;
@@ -62,6 +72,7 @@ class WireReader {
   bool empty() const { return data_.empty(); }
 
  private:
+  std::string_view all_;
   std::string_view data_;
 };
 
@@ -72,6 +83,20 @@ void put_string(std::string& out, std::string_view s) {
   out.push_back(static_cast<char>((n >> 8) & 0xff));
   out.push_back(static_cast<char>(n & 0xff));
   out.append(s);
+}
+
+// An mpint from big-endian bytes without leading zeros (positive).
+void put_mpint(std::string& out, std::string_view magnitude) {
+  if (!magnitude.empty() && (static_cast<unsigned char>(magnitude[0]) & 0x80) != 0)
+    put_string(out, std::string(1, '\0') + std::string(magnitude));
+  else
+    put_string(out, magnitude);
+}
+
+std::string sha1(std::string_view data) {
+  std::string out(20, '\0');
+  mbedtls_sha1_ret(bytes(data), data.size(), reinterpret_cast<unsigned char*>(out.data()));
+  return out;
 }
 
 std::string sha256(std::string_view data) {
@@ -184,7 +209,8 @@ Status verify_ecdsa(const PublicKey& key, std::string_view sig_blob, std::string
   WireReader r(sig_blob);
   std::string_view type, inner, r_bytes, s_bytes;
   if (!r.cstring(type) || !r.string(inner) || !r.empty()) return fail("malformed ECDSA signature");
-  if (type != key.type) return fail("signature type `" + std::string(type) + "` does not match the " + key.type + " key");
+  if (type != "ecdsa-sha2-" + key.curve)
+    return fail("signature type `" + std::string(type) + "` does not match the " + key.type + " key");
   WireReader ri(inner);
   if (!ri.mpint(r_bytes) || !ri.mpint(s_bytes) || !ri.empty()) return fail("malformed ECDSA signature values");
   std::string digest = key.curve == "nistp256" ? sha256(data) : key.curve == "nistp384" ? sha384(data) : sha512(data);
@@ -199,7 +225,7 @@ Status verify_ecdsa(const PublicKey& key, std::string_view sig_blob, std::string
   return {};
 }
 
-Status verify_rsa(const PublicKey& key, std::string_view sig_blob, std::string_view data) {
+Status verify_rsa(const PublicKey& key, std::string_view sig_blob, std::string_view data, bool allow_sha1) {
   WireReader r(sig_blob);
   std::string_view type, sig;
   if (!r.cstring(type) || !r.string(sig) || !r.empty()) return fail("malformed RSA signature");
@@ -212,6 +238,9 @@ Status verify_rsa(const PublicKey& key, std::string_view sig_blob, std::string_v
   } else if (type == "rsa-sha2-256") {
     digest = sha256(data);
     md = MBEDTLS_MD_SHA256;
+  } else if (type == "ssh-rsa" && allow_sha1) {
+    digest = sha1(data);
+    md = MBEDTLS_MD_SHA1;
   } else {
     return fail("RSA signature algorithm `" + std::string(type) + "` is not allowed (rsa-sha2-512 or rsa-sha2-256)");
   }
@@ -226,6 +255,80 @@ Status verify_rsa(const PublicKey& key, std::string_view sig_blob, std::string_v
                                static_cast<unsigned>(digest.size()), bytes(digest), bytes(padded)) != 0)
     return fail(std::string(type) + " signature does not verify");
   return {};
+}
+
+// sshkey_verify on plain key material. allow_sha1: `ssh-rsa` signatures, which OpenSSH still
+// accepts from a certificate's CA (cert_parse) but never inside SSHSIG.
+Status verify_raw(const PublicKey& key, std::string_view sig_blob, std::string_view data, bool allow_sha1) {
+  switch (key.kind) {
+    case KeyKind::ed25519: return verify_ed25519(key, sig_blob, data);
+    case KeyKind::ecdsa: return verify_ecdsa(key, sig_blob, data);
+    case KeyKind::rsa: return verify_rsa(key, sig_blob, data, allow_sha1);
+    case KeyKind::other:
+    case KeyKind::certificate: break;
+  }
+  return make_error(Errc::unsupported, "signatures by " + key.type + " keys are not supported");
+}
+
+// The public material of a plain key type, read from `r` into `key` (sshkey_from_blob_internal).
+// Returns an error reason, empty on success.
+std::string read_material(WireReader& r, std::string_view plain_type, PublicKey& key) {
+  const std::string name(plain_type);
+  if (plain_type == "ssh-ed25519") {
+    std::string_view pk;
+    if (!r.string(pk) || pk.size() != crypto_sign_ed25519_PUBLICKEYBYTES) return "malformed ssh-ed25519 key";
+    key.kind = KeyKind::ed25519;
+    key.ed25519 = std::string(pk);
+    key.plain_blob.clear();
+    put_string(key.plain_blob, plain_type);
+    put_string(key.plain_blob, pk);
+    return {};
+  }
+  if (plain_type == "ecdsa-sha2-nistp256" || plain_type == "ecdsa-sha2-nistp384" ||
+      plain_type == "ecdsa-sha2-nistp521") {
+    std::string_view curve, point;
+    if (!r.cstring(curve) || !r.string(point)) return "malformed " + name + " key";
+    if ("ecdsa-sha2-" + std::string(curve) != plain_type)
+      return "curve `" + std::string(curve) + "` does not match key type " + name;
+    EcKey ec;
+    if (!ec.load(curve, point)) return "invalid " + name + " public point";
+    key.kind = KeyKind::ecdsa;
+    key.curve = std::string(curve);
+    key.ec_point = std::string(point);
+    key.plain_blob.clear();
+    put_string(key.plain_blob, plain_type);
+    put_string(key.plain_blob, curve);
+    put_string(key.plain_blob, point);
+    return {};
+  }
+  if (plain_type == "ssh-rsa") {
+    std::string_view e, n;
+    if (!r.mpint(e) || !r.mpint(n)) return "malformed ssh-rsa key";
+    auto bits = bit_length(n);
+    if (bits < kRsaMinBits || bits > kRsaMaxBits)
+      return "ssh-rsa key of " + std::to_string(bits) + " bits (OpenSSH accepts 1024 to 16384)";
+    RsaKey rsa;
+    if (!rsa.load(n, e)) return "invalid ssh-rsa key";
+    key.kind = KeyKind::rsa;
+    key.rsa_e = std::string(e);
+    key.rsa_n = std::string(n);
+    key.plain_blob.clear();
+    put_string(key.plain_blob, plain_type);
+    put_mpint(key.plain_blob, e);
+    put_mpint(key.plain_blob, n);
+    return {};
+  }
+  return "unsupported key type `" + name + "`";
+}
+
+// A sequence of (string name, string data) pairs: critical options and extensions.
+bool well_formed_options(std::string_view packed) {
+  WireReader r(packed);
+  while (!r.empty()) {
+    std::string_view name, data;
+    if (!r.cstring(name) || !r.string(data)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -263,13 +366,14 @@ bool is_known_key_type(std::string_view type) {
 }
 
 std::string PublicKey::fingerprint() const {
-  std::string b64 = base64_encode(sha256(blob));
+  std::string b64 = base64_encode(sha256(plain_blob));
   while (!b64.empty() && b64.back() == '=') b64.pop_back();
   return "SHA256:" + b64;
 }
 
 bool PublicKey::same_key(const PublicKey& other) const {
   if (type != other.type || kind != other.kind) return false;
+  if (cert || other.cert) return blob == other.blob;
   switch (kind) {
     case KeyKind::ed25519: return ed25519 == other.ed25519;
     case KeyKind::ecdsa: return curve == other.curve && ec_point == other.ec_point;
@@ -288,39 +392,53 @@ Expected<PublicKey> parse_public_key(std::string_view blob) {
   PublicKey key;
   key.type = std::string(type);
   key.blob = std::string(blob);
-  if (type == "ssh-ed25519") {
-    std::string_view pk;
-    if (!r.string(pk) || pk.size() != crypto_sign_ed25519_PUBLICKEYBYTES || !r.empty())
-      return bad("malformed ssh-ed25519 key");
-    key.kind = KeyKind::ed25519;
-    key.ed25519 = std::string(pk);
-  } else if (type.starts_with("ecdsa-sha2-") && type.find('@') == std::string_view::npos &&
-             !type.ends_with(kCertSuffix)) {
-    std::string_view curve, point;
-    if (!r.cstring(curve) || !r.string(point) || !r.empty()) return bad("malformed " + key.type + " key");
-    if ("ecdsa-sha2-" + std::string(curve) != type) return bad("curve `" + std::string(curve) + "` does not match key type " + key.type);
-    EcKey ec;
-    if (curve_group(curve) == MBEDTLS_ECP_DP_NONE) return bad("unsupported curve `" + std::string(curve) + "`");
-    if (!ec.load(curve, point)) return bad("invalid " + key.type + " public point");
-    key.kind = KeyKind::ecdsa;
-    key.curve = std::string(curve);
-    key.ec_point = std::string(point);
-  } else if (type == "ssh-rsa") {
-    std::string_view e, n;
-    if (!r.mpint(e) || !r.mpint(n) || !r.empty()) return bad("malformed ssh-rsa key");
-    auto bits = bit_length(n);
-    if (bits < kRsaMinBits || bits > kRsaMaxBits)
-      return bad("ssh-rsa key of " + std::to_string(bits) + " bits (OpenSSH accepts 1024 to 16384)");
-    RsaKey rsa;
-    if (!rsa.load(n, e)) return bad("invalid ssh-rsa key");
-    key.kind = KeyKind::rsa;
-    key.rsa_e = std::string(e);
-    key.rsa_n = std::string(n);
-  } else if (is_known_key_type(type)) {
-    key.kind = type.ends_with(kCertSuffix) ? KeyKind::certificate : KeyKind::other;
-  } else {
-    return bad("unknown key type `" + key.type + "`");
+  key.plain_blob = key.blob;
+  if (!is_known_key_type(type)) return bad("unknown key type `" + key.type + "`");
+  if (!type.ends_with(kCertSuffix)) {
+    if (type != "ssh-ed25519" && type != "ssh-rsa" && !type.starts_with("ecdsa-sha2-nistp")) return key;  // other
+    if (auto why = read_material(r, type, key); !why.empty()) return bad(why);
+    if (!r.empty()) return bad("trailing data after the " + key.type + " key");
+    return key;
   }
+
+  // Certificate: nonce, certified key, serial, type, key id, principals, validity, critical
+  // options, extensions, reserved, CA key, CA signature over everything before it (cert_parse).
+  std::string plain_type(type.substr(0, type.size() - kCertSuffix.size()));
+  if (plain_type != "ssh-ed25519" && plain_type != "ssh-rsa" && !plain_type.starts_with("ecdsa-sha2-nistp")) {
+    key.kind = KeyKind::certificate;  // DSA or FIDO certificate: known, not verified here
+    return key;
+  }
+  std::string_view nonce;
+  if (!r.string(nonce)) return bad("malformed certificate");
+  if (auto why = read_material(r, plain_type, key); !why.empty()) return bad("certificate: " + why);
+  Certificate cert;
+  std::uint64_t serial = 0;
+  std::string_view key_id, principals, critical, extensions, reserved, ca_blob, ca_sig;
+  if (!r.u64(serial) || !r.u32(cert.type) || !r.cstring(key_id) || !r.string(principals) ||
+      !r.u64(cert.valid_after) || !r.u64(cert.valid_before) || !r.string(critical) || !r.string(extensions) ||
+      !r.string(reserved) || !r.string(ca_blob))
+    return bad("malformed certificate");
+  const std::size_t signed_len = r.offset();
+  if (!r.string(ca_sig) || !r.empty()) return bad("malformed certificate signature");
+  if (cert.type != Certificate::user && cert.type != Certificate::host)
+    return bad("certificate of unknown type " + std::to_string(cert.type));
+  cert.key_id = std::string(key_id);
+  WireReader pr(principals);
+  while (!pr.empty()) {
+    std::string_view p;
+    if (!pr.cstring(p)) return bad("malformed certificate principals");
+    if (cert.principals.size() >= 256) return bad("certificate has too many principals");
+    cert.principals.emplace_back(p);
+  }
+  if (!well_formed_options(critical) || !well_formed_options(extensions))
+    return bad("malformed certificate options");
+  auto ca = parse_public_key(ca_blob);
+  if (!ca) return bad("certificate CA key: " + ca.error().message);
+  if (ca->cert) return bad("certificate signed by another certificate");
+  if (auto st = verify_raw(*ca, ca_sig, blob.substr(0, signed_len), true); !st)
+    return bad("certificate signature by its CA does not verify: " + st.error().message);
+  cert.signature_key = std::make_shared<const PublicKey>(std::move(*ca));
+  key.cert = std::move(cert);
   return key;
 }
 
@@ -367,14 +485,7 @@ Status verify(const Signature& signature, std::string_view message, std::string_
   put_string(to_verify, signature.hash_alg);
   put_string(to_verify, digest);
 
-  switch (signature.key.kind) {
-    case KeyKind::ed25519: return verify_ed25519(signature.key, signature.sig_blob, to_verify);
-    case KeyKind::ecdsa: return verify_ecdsa(signature.key, signature.sig_blob, to_verify);
-    case KeyKind::rsa: return verify_rsa(signature.key, signature.sig_blob, to_verify);
-    case KeyKind::other:
-    case KeyKind::certificate: break;
-  }
-  return make_error(Errc::unsupported, "signatures by " + signature.key.type + " keys are not supported");
+  return verify_raw(signature.key, signature.sig_blob, to_verify, false);
 }
 
 }  // namespace eddy::ota::sshsig

@@ -5,28 +5,50 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "platform/error.hpp"
 
 namespace eddy::ota::sshsig {
 
-// What Eddy can do with a key. OpenSSH knows more types (DSA, FIDO "sk-" keys, certificates):
-// those parse, compare and have fingerprints, but signatures by them are not verified here.
+// What Eddy can do with a key. OpenSSH knows more types (DSA, FIDO "sk-" keys and their
+// certificates): those parse, compare and have fingerprints, but signatures by them are not
+// verified here (`other`, `certificate`). Certificates of ed25519/ecdsa/rsa keys have the kind
+// of their key and `cert` set.
 enum class KeyKind { ed25519, ecdsa, rsa, other, certificate };
+
+struct PublicKey;
+
+// An OpenSSH certificate (PROTOCOL.certkeys) whose CA signature has been verified.
+struct Certificate {
+  static constexpr std::uint32_t user = 1;
+  static constexpr std::uint32_t host = 2;
+  std::uint32_t type = 0;
+  std::string key_id;
+  std::vector<std::string> principals;
+  std::uint64_t valid_after = 0;
+  std::uint64_t valid_before = 0;
+  std::shared_ptr<const PublicKey> signature_key;  // the CA
+};
 
 struct PublicKey {
   std::string type;    // "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", ...
   std::string blob;    // the key in SSH wire format, as decoded from base64
+  std::string plain_blob;  // for a certificate, the certified key alone; else == blob
   KeyKind kind = KeyKind::other;
+  std::optional<Certificate> cert;
   // Parsed material of the keys Eddy verifies (big-endian, leading zeros stripped for RSA).
   std::string ed25519;   // 32 bytes
   std::string curve;     // "nistp256", "nistp384", "nistp521"
   std::string ec_point;  // SEC1 point as in the blob
   std::string rsa_e, rsa_n;
 
-  // "SHA256:<base64 without padding>", as `ssh-keygen -l` prints it.
+  // "SHA256:<base64 without padding>", as `ssh-keygen -l` prints it (of the certified key,
+  // for a certificate).
   std::string fingerprint() const;
   // OpenSSH's sshkey_equal on plain keys: same type and same public material.
   bool same_key(const PublicKey& other) const;

@@ -236,6 +236,44 @@ std::string time_refusal(const AllowedSigner& e, std::int64_t verify_time) {
   return {};
 }
 
+// The principals find-principals prints: split at commas, stopping at an empty one.
+std::vector<std::string_view> split_principals(std::string_view principals) {
+  std::vector<std::string_view> out;
+  while (!principals.empty()) {
+    auto comma = principals.find(',');
+    std::string_view p = principals.substr(0, comma);
+    if (p.empty()) break;
+    out.push_back(p);
+    principals = comma == std::string_view::npos ? std::string_view{} : principals.substr(comma + 1);
+  }
+  return out;
+}
+
+std::string format_cert_time(std::uint64_t t) {
+  return t > static_cast<std::uint64_t>(INT64_MAX) ? "forever" : format_utc(static_cast<std::int64_t>(t));
+}
+
+// sshkey_cert_check_authority for a user certificate with a required principal list; `name`,
+// when given, must be one of the certificate's principals exactly. Empty when it passes.
+std::string cert_refusal(const sshsig::Certificate& cert, std::int64_t verify_time,
+                         std::optional<std::string_view> name) {
+  if (cert.type != sshsig::Certificate::user) return "certificate `" + cert.key_id + "` is not a user certificate";
+  auto t = static_cast<std::uint64_t>(verify_time < 0 ? 0 : verify_time);
+  if (t < cert.valid_after)
+    return "certificate `" + cert.key_id + "` is not yet valid at the committer time " + format_utc(verify_time) +
+           " (valid from " + format_cert_time(cert.valid_after) + ")";
+  if (t >= cert.valid_before)
+    return "certificate `" + cert.key_id + "` had expired at the committer time " + format_utc(verify_time) +
+           " (valid before " + format_cert_time(cert.valid_before) + ")";
+  if (cert.principals.empty()) return "certificate `" + cert.key_id + "` lacks a principal list";
+  if (name) {
+    for (const auto& p : cert.principals)
+      if (p == *name) return {};
+    return "`" + std::string(*name) + "` is not a principal of certificate `" + cert.key_id + "`";
+  }
+  return {};
+}
+
 }  // namespace
 
 int match_pattern_list(std::string_view string, std::string_view patterns) {
@@ -372,74 +410,107 @@ Expected<SignerIdentity> verify_ssh_signature(std::string_view payload, std::str
   const sshsig::PublicKey& key = sig->key;
   const std::string fp = key.fingerprint();
   if (key.kind == sshsig::KeyKind::certificate)
-    return make_error(Errc::unsupported, subject + ": signed with an OpenSSH certificate (" + key.type + " " + fp +
-                                             "); Eddy does not verify certificate signatures: sign with a plain key "
-                                             "listed in " + file);
+    return make_error(Errc::unsupported, subject + ": signed with a " + key.type + " certificate (" + fp +
+                                             "), a type Eddy does not verify; use an ssh-ed25519, ecdsa or "
+                                             "ssh-rsa key or certificate");
+  const sshsig::Certificate* cert = key.cert ? &*key.cert : nullptr;
+  std::string signer = key.type + " key " + fp;
+  if (cert)
+    signer = key.type + " certificate `" + cert->key_id + "` (key " + fp + ", CA " +
+             cert->signature_key->fingerprint() + ")";
 
-  // `ssh-keygen -Y find-principals`: the first plain entry with this key whose validity window
-  // holds the verify time. Namespaces are not looked at in this step.
+  // A plain key matches plain entries with the same key; a certificate matches the
+  // cert-authority entries of its CA (sshsig.c check_allowed_keys_line).
+  auto key_matches = [&](const AllowedSigner& e) {
+    return cert ? e.cert_authority && cert->signature_key->same_key(e.key)
+                : !e.cert_authority && e.key.same_key(key);
+  };
+  auto at = [&](const AllowedSigner& e) { return file + ":" + std::to_string(e.line) + ": "; };
+
+  // `ssh-keygen -Y find-principals`: the first matching entry whose validity window holds the
+  // verify time. For a certificate, the entry's patterns select the certificate's principals.
+  // Namespaces are not looked at in this step.
   const AllowedSigner* found = nullptr;
-  const AllowedSigner* expired = nullptr;
+  std::vector<std::string> found_principals;
+  std::string refusal;
   for (const auto& e : signers.entries()) {
-    if (e.cert_authority || !e.key.same_key(key)) continue;
-    if (!time_refusal(e, verify_time).empty()) {
-      if (expired == nullptr) expired = &e;
+    if (!key_matches(e)) continue;
+    std::vector<std::string> principals;
+    if (cert) {
+      std::string why;
+      for (auto pattern : split_principals(e.principals)) {
+        if (auto r = cert_refusal(*cert, verify_time, std::nullopt); !r.empty()) {
+          why = r;
+          continue;
+        }
+        for (const auto& p : cert->principals)
+          if (match_pattern(p, pattern)) principals.push_back(p);
+      }
+      if (principals.empty()) {
+        if (refusal.empty())
+          refusal = at(e) + (why.empty() ? "no principal of the certificate matches `" + e.principals + "`" : why);
+        continue;
+      }
+    } else {
+      for (auto p : split_principals(e.principals)) principals.emplace_back(p);
+    }
+    if (auto why = time_refusal(e, verify_time); !why.empty()) {
+      if (refusal.empty()) refusal = at(e) + why;
       continue;
     }
     found = &e;
+    found_principals = std::move(principals);
     break;
   }
-  if (found == nullptr && expired != nullptr)
-    return make_error(Errc::key_not_allowed,
-                      subject + ": signing key " + key.type + " " + fp + " is listed in " + file + ":" +
-                          std::to_string(expired->line) + " but not valid for this commit: " +
-                          time_refusal(*expired, verify_time) + "; re-sign with a current key or change the " +
-                          "validity option in " + file);
+  if (found == nullptr && !refusal.empty())
+    return make_error(Errc::key_not_allowed, subject + ": signed by " + signer + ", which " + file +
+                                                 " does not allow for this commit: " + refusal +
+                                                 "; re-sign with a valid key or change the entry");
   if (found == nullptr)
-    return make_error(Errc::unknown_key, subject + ": signed by " + key.type + " key " + fp + ", which is not in " +
-                                             file + "; add the signer's public key there if they are trusted, or "
-                                             "re-sign the commit with a listed key");
+    return make_error(Errc::unknown_key,
+                      subject + ": signed by " + signer + ", which is not in " + file + "; add the signer's " +
+                          (cert ? "CA there as a cert-authority" : "public key there") +
+                          " if they are trusted, or re-sign the commit with a listed key");
 
   // `ssh-keygen -Y verify -n git`: the signature itself, then the allowed-keys check for each
-  // principal find-principals printed (split at commas, stopping at an empty one).
+  // principal find-principals printed, until one passes.
   if (auto st = sshsig::verify(*sig, payload, kGitNamespace); !st) {
     if (st.error().code == Errc::unsupported)
-      return make_error(Errc::unsupported, subject + ": " + st.error().message + " (key " + fp + " in " + file +
-                                               ":" + std::to_string(found->line) + "); use an ssh-ed25519, "
-                                               "ecdsa-sha2-nistp256 or ssh-rsa key");
-    return make_error(Errc::bad_signature, subject + ": bad signature by " + key.type + " key " + fp + ": " +
-                                               st.error().message + "; the commit or its signature was altered "
-                                               "after signing, do not deploy it");
+      return make_error(Errc::unsupported, subject + ": " + st.error().message + " (" + signer + ", " + at(*found) +
+                                               "listed); use an ssh-ed25519, ecdsa or ssh-rsa key");
+    const bool wrong_use = st.error().message.starts_with("signature namespace");
+    return make_error(Errc::bad_signature,
+                      subject + ": bad signature by " + signer + ": " + st.error().message +
+                          (wrong_use ? "; the signature was made for another use than a Git commit, re-sign the "
+                                       "commit with `git commit -S`"
+                                     : "; the commit or its signature was altered after signing, do not deploy it"));
   }
 
-  std::string refusal;
-  std::string_view principals = found->principals;
-  while (!principals.empty()) {
-    auto comma = principals.find(',');
-    std::string_view principal = principals.substr(0, comma);
-    if (principal.empty()) break;
-    principals = comma == std::string_view::npos ? std::string_view{} : principals.substr(comma + 1);
+  for (const auto& principal : found_principals) {
     for (const auto& e : signers.entries()) {
-      if (match_pattern_list(principal, e.principals) != 1) continue;
-      if (e.cert_authority || !e.key.same_key(key)) continue;
+      if (match_pattern_list(principal, e.principals) != 1 || !key_matches(e)) continue;
+      if (cert) {
+        if (auto why = cert_refusal(*cert, verify_time, principal); !why.empty()) {
+          if (refusal.empty()) refusal = at(e) + why;
+          continue;
+        }
+      }
       if (e.namespaces && match_pattern_list(kGitNamespace, *e.namespaces) != 1) {
         if (refusal.empty())
-          refusal = file + ":" + std::to_string(e.line) + ": namespaces=\"" + *e.namespaces +
-                    "\" does not include `git`; add git to the option or remove it";
+          refusal = at(e) + "namespaces=\"" + *e.namespaces + "\" does not include `git`; add git to the option "
+                    "or remove it";
         continue;
       }
       if (auto why = time_refusal(e, verify_time); !why.empty()) {
-        if (refusal.empty()) refusal = file + ":" + std::to_string(e.line) + ": " + why;
+        if (refusal.empty()) refusal = at(e) + why;
         continue;
       }
-      return SignerIdentity{std::string(principal), key.type, fp};
+      return SignerIdentity{principal, key.type, fp};
     }
   }
-  if (refusal.empty())
-    refusal = file + ":" + std::to_string(found->line) + ": no entry lists principal `" + found->principals +
-              "` with this key";
+  if (refusal.empty()) refusal = at(*found) + "no entry lists principal `" + found->principals + "` with this key";
   return make_error(Errc::key_not_allowed,
-                    subject + ": key " + key.type + " " + fp + " is not allowed to sign Git commits: " + refusal);
+                    subject + ": " + signer + " is not allowed to sign Git commits: " + refusal);
 }
 
 Expected<SignerIdentity> verify_commit(std::string_view raw_commit, const AllowedSigners& signers,

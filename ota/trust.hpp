@@ -67,8 +67,10 @@ SignedPayload split_signed_commit(std::string_view raw_commit);
 // raw_commit: the commit object exactly as `git cat-file commit <id>` prints it (header lines
 // including a multi-line `gpgsig` header, blank line, message). commit_id is for messages only.
 // Refusals: Errc::unsigned_commit, unknown_key, bad_signature, key_not_allowed (namespaces=,
-// valid-after=, valid-before=), unsupported (OpenPGP/X.509 signatures, OpenSSH certificates,
-// key types Eddy does not verify).
+// valid-after=, valid-before=, certificate validity or principals), unsupported (OpenPGP/X.509
+// signatures; DSA and FIDO "sk-" keys and their certificates). OpenSSH user certificates of
+// ed25519/ecdsa/rsa keys are verified against `cert-authority` entries as ssh-keygen does.
+// The verify time is the committer timestamp, as git passes it with -Overify-time.
 [[nodiscard]] Expected<SignerIdentity> verify_commit(std::string_view raw_commit, const AllowedSigners& signers,
                                                      std::string_view commit_id);
 

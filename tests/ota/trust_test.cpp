@@ -165,8 +165,46 @@ TEST_F(TrustTest, AgreesWithGitVerifyCommit) {
   garbled.replace(body + 1, 8, "U1NIU0lI");
   const std::string bad_magic = write_commit(garbled);
 
+  // OpenSSH certificates, signed by an ed25519 CA and an RSA CA.
+  auto keys = *dir_ / "keys";
+  t::SshKey ca = t::make_ssh_key(keys / "cas", "ca", "ed25519");
+  t::SshKey rsa_ca = t::make_ssh_key(keys / "cas", "rsa-ca", "rsa");
+  auto cert_commit = [&](const std::string& name, const std::string& type, const t::SshKey& by,
+                         const std::vector<std::string>& options) {
+    auto key = t::make_ssh_key(keys / "certs", name, type);
+    std::vector<std::string> argv = {"ssh-keygen", "-q", "-s", by.private_key.string(), "-I", name + "-id"};
+    argv.insert(argv.end(), options.begin(), options.end());
+    argv.push_back(key.private_key.string() + ".pub");
+    t::run_ok(argv);
+    return std::pair{key, resign(unsigned_commit, key.private_key.string() + "-cert.pub", "git")};
+  };
+  const auto [cert_key, cert_good] = cert_commit("c-good", "ed25519", ca, {"-n", "fleet@example.com"});
+  const auto cert_two = cert_commit("c-two", "ed25519", ca, {"-n", "ops@example.org,fleet@example.com"}).second;
+  const auto cert_other = cert_commit("c-other", "ed25519", ca, {"-n", "other@example.org"}).second;
+  const auto cert_expired =
+      cert_commit("c-expired", "ed25519", ca, {"-n", "fleet@example.com", "-V", "20000101:20010101"}).second;
+  const auto cert_host = cert_commit("c-host", "ed25519", ca, {"-h", "-n", "fleet@example.com"}).second;
+  const auto cert_no_principals = cert_commit("c-none", "ed25519", ca, {}).second;
+  const auto cert_rsa_ca = cert_commit("c-ecdsa", "ecdsa", rsa_ca, {"-n", "fleet@example.com"}).second;
+  const std::string ca_line = line("*@example.com", ca, "cert-authority");
+
   const std::string ed = line("fleet@example.com", *ed_);
   const std::vector<Case> cases = {
+      {"certificate, CA listed", cert_good, ca_line, std::nullopt, "fleet@example.com"},
+      {"certificate, entry pattern selects one of two principals", cert_two,
+       line("fleet@example.com", ca, "cert-authority"), std::nullopt, "fleet@example.com"},
+      {"certificate by an RSA CA for an ecdsa key", cert_rsa_ca, line("*", rsa_ca, "cert-authority"), std::nullopt,
+       "fleet@example.com"},
+      {"certificate principal not in the entry", cert_other, ca_line, Errc::key_not_allowed},
+      {"expired certificate", cert_expired, ca_line, Errc::key_not_allowed},
+      {"host certificate", cert_host, ca_line, Errc::key_not_allowed},
+      {"certificate without principals", cert_no_principals, ca_line, Errc::key_not_allowed},
+      {"certificate, CA entry namespaces=file", cert_good, line("*@example.com", ca, "cert-authority,namespaces=\"file\""),
+       Errc::key_not_allowed},
+      {"certificate, only its plain key listed", cert_good, line("fleet@example.com", cert_key), Errc::unknown_key},
+      {"certificate, CA listed without cert-authority", cert_good, line("*@example.com", ca), Errc::unknown_key},
+      {"certificate, other CA listed", cert_good, line("*@example.com", rsa_ca, "cert-authority"),
+       Errc::unknown_key},
       {"ed25519 good", ed_commit, ed, std::nullopt, "fleet@example.com"},
       {"ecdsa p256 good", ec_commit, line("ec@example.com", *ec_), std::nullopt, "ec@example.com"},
       {"rsa good (rsa-sha2-512)", rsa_commit, line("rsa@example.com", *rsa_), std::nullopt},
@@ -465,6 +503,33 @@ TEST_F(TrustTest, DsaSignaturesAreRefusedAsUnsupported) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::unsupported) << r.error().message;
   EXPECT_NE(r.error().message.find("ssh-dss"), std::string::npos) << r.error().message;
+}
+
+// Hostile input: no flipped bit anywhere in a signed commit crashes the verifier or gets a
+// different payload accepted; no truncation of an allowed_signers file crashes the parser.
+TEST_F(TrustTest, FlippedBitsAndTruncationsAreHandled) {
+  auto id = repo().commit_with_key("robustness", *ec_);
+  const std::string good = raw(id);
+  auto signers = AllowedSigners::parse(line("fleet@example.com", *ed_) + line("ec@example.com", *ec_, "namespaces=\"git\""), "as");
+  ASSERT_TRUE(signers);
+  ASSERT_TRUE(verify_commit(good, *signers, id));
+  const std::string payload = split_signed_commit(good).payload;
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x01);
+    auto r = verify_commit(bad, *signers, id);
+    if (r) {
+      EXPECT_EQ(split_signed_commit(bad).payload, payload) << "accepted a changed payload, byte " << i;
+    }
+  }
+  const std::string text = "# signers\n" + line("a@x,b@y", *rsa_, "namespaces=\"git\",valid-after=\"20200101\"") +
+                           line("\"q p\"", *ec_, "cert-authority");
+  for (std::size_t n = 0; n <= text.size(); ++n) {
+    auto r = AllowedSigners::parse(std::string_view(text).substr(0, n), "as");
+    if (!r) {
+      EXPECT_EQ(r.error().code, Errc::invalid_argument);
+    }
+  }
 }
 
 TEST(AllowedSignersLoad, MissingFileIsNotFound) {
