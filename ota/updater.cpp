@@ -9,6 +9,7 @@
 #include "ota/trust.hpp"
 #include "ota/version.hpp"
 #include "platform/fault.hpp"
+#include "platform/fs.hpp"
 #include "platform/log.hpp"
 
 namespace eddy::ota {
