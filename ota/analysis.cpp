@@ -49,10 +49,12 @@ AnalysisVerdict run_analysis(const Analysis& analysis, const std::filesystem::pa
     return true;
   };
 
-  Clock::time_point started{};
+  // The first iteration comes one interval after activation, as in Flagger: a version that was
+  // just started gets that long to come up before it is judged.
+  Clock::time_point started = Clock::now();
   for (int iteration = 1; iteration <= analysis.iterations; ++iteration) {
     // The interval counts from the previous iteration's start; an overrun one is followed at once.
-    if (iteration > 1 && !wait_until(started + analysis.interval, should_stop)) return cancel(iteration);
+    if (!wait_until(started + analysis.interval, should_stop)) return cancel(iteration);
     started = Clock::now();
     if (stopped()) return cancel(iteration);
     verdict.iterations_run = iteration;

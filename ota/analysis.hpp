@@ -24,7 +24,8 @@ struct AnalysisVerdict {
 };
 
 // Runs `iterations` iterations; iteration i starts `interval` after iteration i-1 started (at
-// once when that one overran), the first one at once. An iteration runs every probe in order,
+// once when that one overran), the first one `interval` after the call (the new version's time
+// to come up). An iteration runs every probe in order,
 // and each failing probe counts one failed check; the count runs across iterations.
 //  - Fails as soon as the failed checks exceed `threshold`, without running the remaining
 //    probes or iterations (iterations_run counts the iteration in which that happened).
