@@ -74,7 +74,7 @@ TEST_F(EddyCliTest, CheckExitCodesFollowTheOutcome) {
   EXPECT_NE(result.output.find("up to date"), std::string::npos) << result.output;
 
   for (const char* outcome : {"refused", "rolled-back", "failed"}) {
-    handler_.check_result = json{{"outcome", outcome}, {"commit", "abc"}, {"message", "because"}};
+    handler_.set_check_result(json{{"outcome", outcome}, {"commit", "abc"}, {"message", "because"}});
     result = eddy(with_socket({"check"}));
     EXPECT_EQ(result.exit_code, 1) << outcome << ": " << result.output;
     EXPECT_NE(result.output.find("because"), std::string::npos) << result.output;
@@ -83,7 +83,7 @@ TEST_F(EddyCliTest, CheckExitCodesFollowTheOutcome) {
     EXPECT_EQ(json::parse(result.output)["outcome"], outcome);
   }
   for (const char* outcome : {"updated", "not-admitted", "up-to-date"}) {
-    handler_.check_result = json{{"outcome", outcome}, {"commit", "abc"}, {"message", ""}};
+    handler_.set_check_result(json{{"outcome", outcome}, {"commit", "abc"}, {"message", ""}});
     EXPECT_EQ(eddy(with_socket({"check"})).exit_code, 0) << outcome;
   }
 }
@@ -92,16 +92,16 @@ TEST_F(EddyCliTest, RollbackPassesTheTargetAndReportsFailures) {
   start();
   auto result = eddy(with_socket({"rollback", "sensor-app"}));
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_EQ(handler_.last_rollback_target, "sensor-app");
+  EXPECT_EQ(handler_.rollback_target(), "sensor-app");
   EXPECT_NE(result.output.find("rolled back sensor-app from 1.4.3 to 1.4.2"), std::string::npos) << result.output;
 
-  handler_.rollback_result = eddy::make_error(Errc::conflict, "sensor-app has no previous version");
+  handler_.set_rollback_result(eddy::make_error(Errc::conflict, "sensor-app has no previous version"));
   result = eddy(with_socket({"rollback"}));
   EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_EQ(handler_.last_rollback_target, "");
+  EXPECT_EQ(handler_.rollback_target(), "");
   EXPECT_NE(result.output.find("sensor-app has no previous version (conflict)"), std::string::npos) << result.output;
 
-  handler_.rollback_result = eddy::make_error(Errc::invalid_argument, "there are 2 apps; name one");
+  handler_.set_rollback_result(eddy::make_error(Errc::invalid_argument, "there are 2 apps; name one"));
   result = eddy(with_socket({"rollback"}));
   EXPECT_EQ(result.exit_code, 2) << result.output;
 }

@@ -90,8 +90,23 @@ class FakeHandler : public daemon::ControlHandler {
     return check_result;
   }
   Expected<nlohmann::json> rollback(const std::string& target) override {
+    std::lock_guard lock(mutex_);
     last_rollback_target = target;
     return rollback_result;
+  }
+  // For changes while the server runs: its calls come from other threads (and the test
+  // synchronises with them through a socket and a child process, which TSan cannot see).
+  void set_check_result(Expected<nlohmann::json> result) {
+    std::lock_guard lock(mutex_);
+    check_result = std::move(result);
+  }
+  void set_rollback_result(Expected<nlohmann::json> result) {
+    std::lock_guard lock(mutex_);
+    rollback_result = std::move(result);
+  }
+  std::string rollback_target() {
+    std::lock_guard lock(mutex_);
+    return last_rollback_target;
   }
   void release_check() {
     std::lock_guard lock(mutex_);

@@ -41,13 +41,13 @@ TEST_F(ControlServerTest, StatusHistoryCheckRollback) {
 
   auto rollback = ask(socket_path(), {{"command", "rollback"}, {"target", "sensor-app"}});
   EXPECT_EQ(rollback, (json{{"ok", true}, {"result", *handler_.rollback_result}}));
-  EXPECT_EQ(handler_.last_rollback_target, "sensor-app");
+  EXPECT_EQ(handler_.rollback_target(), "sensor-app");
   ask(socket_path(), {{"command", "rollback"}});
-  EXPECT_EQ(handler_.last_rollback_target, "") << "target is optional";
+  EXPECT_EQ(handler_.rollback_target(), "") << "target is optional";
 }
 
 TEST_F(ControlServerTest, HandlerErrorsBecomeErrorReplies) {
-  handler_.rollback_result = eddy::make_error(Errc::conflict, "an update of sensor-app is running");
+  handler_.set_rollback_result(eddy::make_error(Errc::conflict, "an update of sensor-app is running"));
   handler_.throw_in_status = true;
   start();
   auto rollback = ask(socket_path(), {{"command", "rollback"}, {"target", "sensor-app"}});
