@@ -135,7 +135,9 @@ int run(int argc, char** argv) {
   auto* rollback = app.add_subcommand("rollback", "Go back to the previous version of an app and wait until done. "
                                                   "Exits 1 if there is nothing to roll back to.");
   for (auto* sub : {status, history, check, rollback})
-    sub->add_flag("--json", options.json, "print the daemon's result as JSON instead of text");
+    sub->add_flag("--json", options.json,
+                  "print the daemon's result as JSON instead of text (a failure prints "
+                  "{\"error\":{\"code\",\"message\"}})");
   history->add_option("-n,--limit", options.limit, "how many of the newest entries to show (default 50)")
       ->type_name("N")
       ->check(CLI::Range(1, 10000));

@@ -85,7 +85,8 @@ Status notify_stopping() { return notify("STOPPING=1"); }
 
 std::optional<std::chrono::microseconds> watchdog_interval() {
   auto usec = env_number("WATCHDOG_USEC");
-  if (!usec || *usec == 0) return std::nullopt;
+  if (!usec || *usec == 0 || *usec > static_cast<std::uint64_t>(std::chrono::microseconds::max().count()))
+    return std::nullopt;
   if (std::getenv("WATCHDOG_PID")) {
     auto pid = env_number("WATCHDOG_PID");
     if (!pid || *pid != static_cast<std::uint64_t>(::getpid())) return std::nullopt;
