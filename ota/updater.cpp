@@ -135,7 +135,8 @@ void Updater::record_event(const std::string& level, const std::string& message)
 
 // Persist the transition, then reach the new state's fault point: a crash test that kills
 // eddyd there finds the state recorded and its side effect not yet done.
-Status Updater::move(Attempt& attempt, Event event, const std::string& message) {
+Status Updater::move(Attempt& attempt, Event event, const std::string& message,
+                     const std::function<Status()>& also) {
   auto next = next_state(attempt.state, event);
   if (!next) {
     log::error(next.error().message);
@@ -152,8 +153,14 @@ Status Updater::move(Attempt& attempt, Event event, const std::string& message) 
                                              : event == Event::interrupted ? "aborted"
                                                                            : "failed";
   else if (*next == State::idle) outcome = "accepted";
-  auto st = store_.transition(attempt.id, state_name(attempt.state), state_name(*next), event_name(event), message,
-                              outcome);
+  // The transition and whatever must change with it (`also`) in one transaction.
+  auto st = store_.database().transaction([&]() -> Status {
+    if (also) {
+      if (auto a = also(); !a) return a;
+    }
+    return store_.transition(attempt.id, state_name(attempt.state), state_name(*next), event_name(event), message,
+                             outcome);
+  });
   if (!st) {
     log::error("cannot persist state " + std::string(state_name(*next)) + ": " + st.error().message);
     return st;
@@ -373,14 +380,15 @@ Expected<std::string> Updater::accept_commit(const std::string& tip, std::int64_
   if (!fleet) return fail(fleet.error().with_context("commit " + short_id(tip)));
 
   // Accepting is one transaction: the transition and the new accepted commit together.
-  auto st = store_.database().transaction([&]() -> Status {
+  auto accept = [&]() -> Status {
     if (auto p = store_.put("accepted_commit", tip); !p) return p;
     if (auto p = store_.put("accepted_at", std::to_string(storage::unix_now())); !p) return p;
     return store_.put("refused_commit", "");
-  });
-  if (!st) return fail(st.error());
-  if (!move(attempt, Event::verified, "signed by " + signer->principal + " (" + signer->fingerprint + ")"))
-    return std::unexpected(Error{Errc::database, "cannot persist verified state"});
+  };
+  if (auto st = move(attempt, Event::verified, "signed by " + signer->principal + " (" + signer->fingerprint + ")",
+                     accept);
+      !st)
+    return fail(st.error());
   (void)source_.set_accepted(tip);
   fleet_commit_ = tip;
   fleet_ = std::move(*fleet);
@@ -496,7 +504,7 @@ Updater::Finish Updater::install(Attempt& attempt) {
     return installer.stage(r.version, watched);
   };
   if (auto st = stage(); !st) {
-    Error e = st.error().with_context("stage " + r.name);
+    Error e = st.error();
     attempt.outcome_message = e.message;
     (void)installer.discard(r.version);
     (void)move(attempt, Event::stage_failed, e.message);
@@ -589,22 +597,16 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
   }
 
   // Commit: the state and the installed version together.
-  auto st = store_.database().transaction([&]() -> Status {
-    if (auto s = store_.set_installed(r.target, r.version, r.name); !s) return s;
-    return store_.transition(attempt.id, state_name(attempt.state), state_name(State::committed),
-                             event_name(Event::probes_passed),
-                             "healthy after " + std::to_string(verdict.iterations_run) + " iterations, " +
-                                 std::to_string(verdict.failed_checks) + " failed checks (threshold " +
-                                 std::to_string(r.analysis.threshold) + ")",
-                             "committed");
-  });
-  if (!st) {
+  std::string summary = "healthy after " + std::to_string(verdict.iterations_run) + " iterations, " +
+                        std::to_string(verdict.failed_checks) + " failed checks (threshold " +
+                        std::to_string(r.analysis.threshold) + ")";
+  if (auto st = move(attempt, Event::probes_passed, summary,
+                     [&] { return store_.set_installed(r.target, r.version, r.name); });
+      !st) {
     log::error("cannot commit " + r.name + ": " + st.error().message);
     return Finish::failed;
   }
-  attempt.state = State::committed;
   log::notice(r.target + " " + r.version + " committed");
-  fault::point("state:committed");
   attempt.outcome_message = "committed";
   std::set<std::string> keep = {r.version};
   if (!attempt.from_version.empty()) keep.insert(attempt.from_version);
@@ -612,7 +614,8 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
   return Finish::committed;
 }
 
-Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, bool reject) {
+Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, bool reject,
+                                   const std::function<Status()>& also) {
   const Release& r = attempt.release;
   const AppTarget& app = *attempt.app;
   AppInstaller installer(app);
@@ -639,13 +642,14 @@ Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, 
     std::filesystem::remove(app.dir / "current", ec);
     result = "no previous version; " + app.name + " stopped";
   }
-  if (reject) {
-    (void)store_.reject_release(r.target, r.version, r.payload.sha256, reason);
-    attempt.outcome_message = "rolled-back";
-  } else {
-    attempt.outcome_message = "interrupted";
-  }
-  if (!move(attempt, Event::rolled_back, result + " (" + reason + ")")) return Finish::failed;
+  attempt.outcome_message = reject ? "rolled-back" : "interrupted";
+  auto record = [&]() -> Status {
+    if (reject) {
+      if (auto st = store_.reject_release(r.target, r.version, r.payload.sha256, reason); !st) return st;
+    }
+    return also ? also() : Status{};
+  };
+  if (!move(attempt, Event::rolled_back, result + " (" + reason + ")", record)) return Finish::failed;
   // The failed version's folder goes; a retry after an interruption unpacks it afresh.
   if (installer.current_version() != r.version) (void)installer.discard(r.version);
   log::notice(app.name + ": rolled back " + r.version + ": " + result);
@@ -715,9 +719,19 @@ Status Updater::recover() {
         if (auto st = move(attempt, Event::interrupted, "interrupted in " + u.state + "; rolling back"); !st) return st;
         roll_back(attempt, "interrupted in state " + u.state, false);
       } else {
-        // A rollback already under way: finish it (an operator's or a failed release's).
-        bool operator_or_failed = !store_.rejection(u.target, u.version, u.sha256).value_or(std::nullopt).has_value();
-        roll_back(attempt, "rollback resumed after restart", !operator_or_failed);
+        // A rollback already under way: finish it. Why it began says whether the release is
+        // rejected here; an operator's rollback also moves the installed versions back.
+        auto why = store_.last_event(u.id);
+        bool interrupted = why && *why == event_name(Event::interrupted);
+        auto inst = store_.installed(u.target);
+        bool operator_rollback = inst && *inst && (*inst)->current_version == u.version &&
+                                 (*inst)->previous_version == u.from_version && !u.from_version.empty();
+        std::string from_release = operator_rollback ? (*inst)->previous_release : "";
+        roll_back(attempt, interrupted ? "interrupted; rollback resumed after restart" : "rollback resumed after restart",
+                  !interrupted, [&]() -> Status {
+                    if (!operator_rollback) return {};
+                    return store_.set_current_after_rollback(u.target, u.from_version, from_release);
+                  });
       }
       return {};
   }
@@ -787,10 +801,10 @@ Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
   (void)store_.set_update_release(attempt.id, target, attempt.release.name, i.current_version, sha,
                                   i.previous_version);
   fault::point("state:rolling-back");
-  Finish f = roll_back(attempt, "rolled back by an operator", true);
+  Finish f = roll_back(attempt, "rolled back by an operator", true, [&] {
+    return store_.set_current_after_rollback(target, i.previous_version, i.previous_release);
+  });
   if (f != Finish::rolled_back) return make_error(Errc::io, "rollback of " + target + " did not complete; see eddy history");
-  if (auto st = store_.set_current_after_rollback(target, i.previous_version, i.previous_release); !st)
-    return std::unexpected(st.error());
   return nlohmann::json{{"target", target}, {"from_version", i.current_version}, {"to_version", i.previous_version}};
 }
 

@@ -86,8 +86,14 @@ class Updater {
   std::optional<std::string> why_not_install(const Assignment& a);
   Finish install(Attempt& attempt);
   Finish activate_and_probe(Attempt& attempt);
-  Finish roll_back(Attempt& attempt, const std::string& reason, bool reject);
-  Status move(Attempt& attempt, Event event, const std::string& message = {});
+  // `reject`: remember the release as failed here. `also` runs in the transaction that records
+  // the rollback (the operator's rollback updates the installed versions there).
+  Finish roll_back(Attempt& attempt, const std::string& reason, bool reject,
+                   const std::function<Status()>& also = {});
+  // Persist the transition (with `also` in the same transaction), then reach the new state's
+  // fault point.
+  Status move(Attempt& attempt, Event event, const std::string& message = {},
+              const std::function<Status()>& also = {});
   Status restart_app(const AppTarget& app);
   void stop_app(const AppTarget& app);
   std::map<std::string, std::string> hook_env(const Attempt& attempt) const;

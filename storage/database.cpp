@@ -146,14 +146,28 @@ Expected<std::optional<std::int64_t>> Database::query_integer(std::string_view s
 std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
 
 Status Database::transaction(const std::function<Status()>& body) {
-  if (auto st = execute("BEGIN IMMEDIATE"); !st) return st;
+  // Nested calls become savepoints, so a helper that is one transaction on its own can be
+  // part of a larger one (commit = transition + installed version).
+  const bool outer = transaction_depth_ == 0;
+  const std::string savepoint = "eddy_sp" + std::to_string(transaction_depth_);
+  if (auto st = execute(outer ? "BEGIN IMMEDIATE" : "SAVEPOINT " + savepoint); !st) return st;
+  ++transaction_depth_;
   auto st = body();
+  --transaction_depth_;
+  auto undo = [&] {
+    if (outer) {
+      (void)execute("ROLLBACK");
+    } else {
+      (void)execute("ROLLBACK TO " + savepoint);
+      (void)execute("RELEASE " + savepoint);
+    }
+  };
   if (!st) {
-    (void)execute("ROLLBACK");
+    undo();
     return st;
   }
-  if (auto c = execute("COMMIT"); !c) {
-    (void)execute("ROLLBACK");
+  if (auto c = execute(outer ? "COMMIT" : "RELEASE " + savepoint); !c) {
+    undo();
     return c;
   }
   return {};

@@ -56,7 +56,8 @@ class Database {
   Expected<std::optional<std::int64_t>> query_integer(std::string_view sql, const std::vector<Value>& params = {});
   std::int64_t last_insert_id() const;
 
-  // Run `body` inside BEGIN IMMEDIATE … COMMIT; roll back if it fails.
+  // Run `body` inside BEGIN IMMEDIATE … COMMIT (a SAVEPOINT when nested); roll back if it
+  // fails. Only one thread writes (the update worker).
   Status transaction(const std::function<Status()>& body);
 
   int schema_version() const { return schema_version_; }
@@ -70,6 +71,7 @@ class Database {
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
   int schema_version_ = 0;
+  int transaction_depth_ = 0;
 };
 
 }  // namespace eddy::storage

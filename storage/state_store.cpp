@@ -128,6 +128,12 @@ Expected<UpdateRecord> StateStore::update(std::int64_t id) {
   return *out;
 }
 
+Expected<std::string> StateStore::last_event(std::int64_t update_id) {
+  auto e = db_.query_text("SELECT event FROM transitions WHERE update_id = ? ORDER BY id DESC LIMIT 1", {update_id});
+  if (!e) return std::unexpected(e.error());
+  return e->value_or("");
+}
+
 Expected<int> StateStore::count_outcomes(std::string_view target, std::string_view version,
                                          std::string_view outcome) {
   auto n = db_.query_integer("SELECT COUNT(*) FROM updates WHERE target = ? AND version = ? AND outcome = ?",

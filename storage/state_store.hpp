@@ -64,6 +64,8 @@ class StateStore {
   Expected<std::optional<UpdateRecord>> unfinished_update();
   Expected<std::optional<UpdateRecord>> latest_update(std::string_view target);
   Expected<UpdateRecord> update(std::int64_t id);
+  // The event of the latest transition of an update (why it is in its state).
+  Expected<std::string> last_event(std::int64_t update_id);
   // How many attempts at (target, version) ended with `outcome`.
   Expected<int> count_outcomes(std::string_view target, std::string_view version, std::string_view outcome);
 

@@ -179,7 +179,7 @@ TEST_F(DeviceTest, BundleThatExpandsPastItsLimitLeavesV1Running) {
   fleet_->publish("sensor-app", big);
   auto r = device_->eddy({"check"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("too-large"), std::string::npos) << r.output << device_->log();
+  EXPECT_NE(r.output.find("expands past the limit"), std::string::npos) << r.output << device_->log();
   EXPECT_EQ(device_->current_version("sensor-app"), "1.0.0");
   EXPECT_EQ(version_folders(), std::vector<std::string>{"1.0.0"});
   EXPECT_EQ(serving(), "1.0.0\n");
