@@ -123,7 +123,9 @@ check() {  # prints the outcome of one poll in plain words; returns eddy's exit 
 current() { "$eddy" status --json | python3 -c 'import json,sys; t=json.load(sys.stdin)["targets"][0]; print(t.get("current_version") or "none")'; }
 serving() { python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' "http://127.0.0.1:$port/$1" 2>/dev/null || echo "(no answer)"; }
 
-check || true
+# eddyd polls once at start-up: wait for that poll to install v1 and judge its health.
+for _ in $(seq 1 600); do [ "$(current 2>/dev/null)" = 1.0.0 ] && break; sleep 0.05; done
+step "eddyd polled at start-up, installed sensor-app 1.0.0, and probed it for 2 s"
 step "running: sensor-app $(current); http://127.0.0.1:$port/healthz says: $(serving healthz)"
 [ "$(current)" = 1.0.0 ] && echo "   => v1 installed and healthy" || { echo "demo failed: v1 not installed"; cat "$work/device/eddyd.log"; exit 1; }
 
@@ -143,7 +145,9 @@ write_release 3.0.0
 write_rollout 3.0.0
 git -C "$work/fleet" add -A
 git -C "$work/fleet" commit -q -S -m "sensor-app 3.0.0 (broken /healthz)"
-check || true
+# eddyd polls once at start-up: wait for that poll to install v1 and judge its health.
+for _ in $(seq 1 600); do [ "$(current 2>/dev/null)" = 1.0.0 ] && break; sleep 0.05; done
+step "eddyd polled at start-up, installed sensor-app 1.0.0, and probed it for 2 s"
 step "running: sensor-app $(current); http://127.0.0.1:$port/healthz says: $(serving healthz)"
 [ "$(current)" = 1.0.0 ] && echo "   => v3 failed its health analysis and was rolled back to v1" || { echo "demo failed"; exit 1; }
 
