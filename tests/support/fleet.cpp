@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -143,8 +144,22 @@ void Device::start(const std::map<std::string, std::string>& env, bool wait_read
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::string exe = eddyd_path().string(), flag = "--config", cfg = config_.string();
-  char* argv[] = {exe.data(), flag.data(), cfg.data(), nullptr};
+  // Through the emulator in cross builds tested under qemu-user (argv[0] is then qemu).
+  std::vector<std::string> command = emulator();
+  command.insert(command.end(), {eddyd_path().string(), "--config", config_.string()});
+  std::vector<char*> argv;
+  for (auto& word : command) argv.push_back(word.data());
+  argv.push_back(nullptr);
+  // execve needs a path: look the emulator up in PATH before forking.
+  std::string exe = command[0];
+  if (exe.find('/') == std::string::npos) {
+    std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    for (std::string dir; std::getline(path, dir, ':');)
+      if (!dir.empty() && ::access((dir + "/" + command[0]).c_str(), X_OK) == 0) {
+        exe = dir + "/" + command[0];
+        break;
+      }
+  }
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -154,7 +169,7 @@ void Device::start(const std::map<std::string, std::string>& env, bool wait_read
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
     ::chdir(dir_.c_str());
-    ::execve(argv[0], argv, envp.data());
+    ::execve(exe.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(log_fd);

@@ -35,11 +35,12 @@ TempDir::~TempDir() {
 CommandResult run(const std::vector<std::string>& argv, const stdfs::path& cwd,
                   const std::map<std::string, std::string>& env) {
   process::Options options;
+  const auto command = with_emulator(argv, cwd);
   options.cwd = cwd;
   options.env = env;
   options.timeout = std::chrono::seconds(120);
   options.max_output = 4 << 20;
-  auto r = process::run(argv, options);
+  auto r = process::run(command, options);
   if (!r) throw std::runtime_error(r.error().message);
   return {r->exit_code, r->output};
 }
@@ -166,5 +167,47 @@ std::string SignedRepo::allowed_signers_line(const std::string& principal) const
 stdfs::path eddyd_path() { return EDDY_TEST_EDDYD; }
 stdfs::path eddy_path() { return EDDY_TEST_EDDY; }
 stdfs::path source_dir() { return EDDY_TEST_SOURCE_DIR; }
+
+#ifndef EDDY_TEST_EMULATOR
+#define EDDY_TEST_EMULATOR ""
+#endif
+
+const std::vector<std::string>& emulator() {
+  static const std::vector<std::string> prefix = [] {
+    std::vector<std::string> words;
+    std::string_view list = EDDY_TEST_EMULATOR;  // words separated by '|'
+    while (!list.empty()) {
+      auto end = list.find('|');
+      if (end != 0) words.emplace_back(list.substr(0, end));
+      if (end == std::string_view::npos) break;
+      list.remove_prefix(end + 1);
+    }
+    return words;
+  }();
+  return prefix;
+}
+
+namespace {
+// The ELF machine (e_machine) of a file, or -1 when it is not an ELF file.
+int elf_machine(const stdfs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  unsigned char header[20] = {};
+  if (!in.read(reinterpret_cast<char*>(header), sizeof header)) return -1;
+  if (header[0] != 0x7f || header[1] != 'E' || header[2] != 'L' || header[3] != 'F') return -1;
+  // e_machine: 2 bytes at offset 18, in the byte order of EI_DATA (1 little, 2 big endian).
+  return header[5] == 2 ? header[18] << 8 | header[19] : header[19] << 8 | header[18];
+}
+}  // namespace
+
+std::vector<std::string> with_emulator(std::vector<std::string> argv, const stdfs::path& cwd) {
+  if (emulator().empty() || argv.empty() || argv[0].find('/') == std::string::npos) return argv;
+  stdfs::path program = argv[0];
+  if (program.is_relative() && !cwd.empty()) program = cwd / program;
+  // Under qemu-user /proc/self/exe is the emulated test program, so this is the target's machine.
+  static const int target = elf_machine("/proc/self/exe");
+  if (target < 0 || elf_machine(program) != target) return argv;
+  argv.insert(argv.begin(), emulator().begin(), emulator().end());
+  return argv;
+}
 
 }  // namespace eddy::testing

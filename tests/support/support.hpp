@@ -34,6 +34,8 @@ struct CommandResult {
 };
 
 // Run a command (no shell), capture output; throws std::runtime_error if it cannot start.
+// In a cross build tested under emulation, a command whose argv[0] is an executable of the
+// target architecture (eddyd, eddy, ...) runs through the emulator (with_emulator below).
 CommandResult run(const std::vector<std::string>& argv, const stdfs::path& cwd = {},
                   const std::map<std::string, std::string>& env = {});
 // Run and throw std::runtime_error (with the output) unless it exits 0.
@@ -88,5 +90,14 @@ class SignedRepo {
 stdfs::path eddyd_path();
 stdfs::path eddy_path();
 stdfs::path source_dir();
+
+// Cross builds tested under qemu-user set EDDY_TEST_EMULATOR (CMAKE_CROSSCOMPILING_EMULATOR,
+// e.g. "qemu-aarch64|-L|/usr/aarch64-linux-gnu"): without a binfmt handler the kernel cannot
+// exec an ARM program, so the tests' child processes of our own executables go through it.
+// emulator() is that command prefix, empty in native builds.
+const std::vector<std::string>& emulator();
+// argv with emulator() in front when argv[0] names an executable of the target architecture
+// (an ELF file for the same machine as this test program); argv unchanged otherwise.
+std::vector<std::string> with_emulator(std::vector<std::string> argv, const stdfs::path& cwd = {});
 
 }  // namespace eddy::testing

@@ -1,0 +1,25 @@
+# Sourced by the cross/ scripts: eddy_arch NAME sets what an architecture name means.
+#   ARCH      the name used in folders (build-ARCH, out/): aarch64, armhf, amd64
+#   DEB_ARCH  Debian's name: arm64, armhf, amd64
+#   TRIPLET   GNU triplet and multiarch folder: aarch64-linux-gnu, ...
+#   TOOLCHAIN CMake toolchain file (empty for amd64, the native build)
+#   QEMU      qemu-user program (empty for amd64)
+eddy_arch() {
+  case "$1" in
+    aarch64 | arm64)
+      ARCH=aarch64 DEB_ARCH=arm64 TRIPLET=aarch64-linux-gnu QEMU=qemu-aarch64 ;;
+    armhf | arm | armv7)
+      ARCH=armhf DEB_ARCH=armhf TRIPLET=arm-linux-gnueabihf QEMU=qemu-arm ;;
+    amd64 | x86_64 | native)
+      ARCH=amd64 DEB_ARCH=amd64 TRIPLET=x86_64-linux-gnu QEMU= ;;
+    *)
+      echo "usage: $(basename "$0") aarch64|armhf|amd64" >&2
+      exit 2 ;;
+  esac
+  TOOLCHAIN=
+  [ -n "$QEMU" ] && TOOLCHAIN="$EDDY_SOURCE/cross/$TRIPLET.cmake"
+  STRIP=strip READELF=readelf
+  if [ "$DEB_ARCH" != amd64 ]; then STRIP=$TRIPLET-strip READELF=$TRIPLET-readelf; fi
+  export ARCH DEB_ARCH TRIPLET QEMU TOOLCHAIN STRIP READELF
+}
+EDDY_SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
