@@ -1,6 +1,8 @@
 #include "ota/updater.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <set>
 
 #include "ota/analysis.hpp"
@@ -490,7 +492,9 @@ Updater::Finish Updater::install(Attempt& attempt) {
   auto stage = [&]() -> Status {
     std::unique_ptr<ByteStream> raw;
     if (!r.payload.path.empty()) {
-      auto bytes = source_.read_file(attempt.commit, r.payload.path, r.payload.size + 1);
+      // At most size + 1 bytes (more is refused), clamped for 32-bit size_t.
+      auto limit = std::min<std::uint64_t>(r.payload.size + 1, std::numeric_limits<std::size_t>::max());
+      auto bytes = source_.read_file(attempt.commit, r.payload.path, static_cast<std::size_t>(limit));
       if (!bytes) return std::unexpected(bytes.error());
       raw = std::make_unique<MemoryStream>(std::move(*bytes));
     } else {
