@@ -16,9 +16,7 @@ namespace {
 using eddy::testing::RawHttpServer;
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using eddy::testing::contains;
 
 TEST(ParseUrl, SplitsHostPortAndTarget) {
   auto u = parse_url("http://127.0.0.1:8080/healthz?full=1#frag");
