@@ -209,7 +209,12 @@ struct TlsStream::State : std::enable_shared_from_this<TlsStream::State> {
 };
 
 TlsStream::TlsStream(Socket socket, std::shared_ptr<const ServerConfig> config)
-    : state_(std::make_shared<State>(std::move(socket), std::move(config))) {}
+    : state_(std::make_shared<State>(std::move(socket), std::move(config))) {
+  // Writes are whole TLS records (and close_notify right after a response): Nagle's algorithm
+  // would hold the second small one back for the peer's delayed ACK, 40 ms a request.
+  std::error_code ignored;
+  state_->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
 
 TlsStream::~TlsStream() {
   std::error_code ignored;

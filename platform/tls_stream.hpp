@@ -38,7 +38,8 @@ class TlsStream {
   using executor_type = Socket::executor_type;
   using Handler = std::move_only_function<void(std::error_code, std::size_t)>;
 
-  // An accepted connection and the server's configuration (kept alive by the stream).
+  // An accepted connection and the server's configuration (kept alive by the stream). The
+  // socket gets TCP_NODELAY: every write is a whole TLS record.
   TlsStream(Socket socket, std::shared_ptr<const ServerConfig> config);
   ~TlsStream();
   TlsStream(const TlsStream&) = delete;
