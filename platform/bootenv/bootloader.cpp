@@ -42,11 +42,10 @@ std::string lower(std::string s) {
 // Every spelling of a root device we can compare: the /dev/disk/by-* form of TAG=value, UUIDs in
 // lower case, and the target of symbolic links that exist.
 std::set<std::string> device_forms(const std::string& spec) {
-  static const std::pair<std::string_view, std::string_view> tags[] = {
-      {"PARTUUID=", "/dev/disk/by-partuuid/"},
-      {"PARTLABEL=", "/dev/disk/by-partlabel/"},
-      {"UUID=", "/dev/disk/by-uuid/"},
-      {"LABEL=", "/dev/disk/by-label/"}};
+  static const std::pair<std::string_view, std::string_view> tags[] = {{"PARTUUID=", "/dev/disk/by-partuuid/"},
+                                                                       {"PARTLABEL=", "/dev/disk/by-partlabel/"},
+                                                                       {"UUID=", "/dev/disk/by-uuid/"},
+                                                                       {"LABEL=", "/dev/disk/by-label/"}};
   std::string path = spec;
   for (const auto& [tag, dir] : tags) {
     if (spec.starts_with(tag)) {
@@ -102,8 +101,8 @@ Expected<Slot> booted_slot(const BootedSlotConfig& config) {
   bool is_a = same_device(root->second, config.device_a);
   bool is_b = same_device(root->second, config.device_b);
   if (is_a && is_b)
-    return make_error(Errc::invalid_argument, "slots A (" + config.device_a + ") and B (" + config.device_b +
-                                                  ") name the same device");
+    return make_error(Errc::invalid_argument,
+                      "slots A (" + config.device_a + ") and B (" + config.device_b + ") name the same device");
   if (is_a) return Slot::a;
   if (is_b) return Slot::b;
   return make_error(Errc::not_found, where + ": root=" + root->second + " is neither slot A (" + config.device_a +

@@ -67,8 +67,8 @@ class Bootloader {
 };
 
 struct BootloaderConfig {
-  std::string type;    // uboot | grub | tryboot
-  std::string preset;  // uboot: rauc (default) | mender; grub: rauc (default); tryboot: none
+  std::string type;                  // uboot | grub | tryboot
+  std::string preset;                // uboot: rauc (default) | mender; grub: rauc (default); tryboot: none
   std::filesystem::path env_config;  // uboot: fw_env.config given to fw_printenv/fw_setenv -c
   std::filesystem::path grub_env;    // grub: the grubenv file
   std::filesystem::path boot_dir;    // tryboot: the boot partition holding autoboot.txt
@@ -76,8 +76,8 @@ struct BootloaderConfig {
   std::map<std::string, std::string> variables;
   std::string bootname_a = "A", bootname_b = "B";  // rauc presets: names in BOOT_ORDER / ORDER
   int partition_a = 2, partition_b = 3;            // mender_boot_part and tryboot boot_partition
-  int trial_attempts = 1;       // uboot rauc: BOOT_<slot>_LEFT of a trial
-  int committed_attempts = 3;   // uboot rauc: BOOT_<slot>_LEFT of the committed/fallback slot
+  int trial_attempts = 1;                          // uboot rauc: BOOT_<slot>_LEFT of a trial
+  int committed_attempts = 3;                      // uboot rauc: BOOT_<slot>_LEFT of the committed/fallback slot
   std::string fw_printenv = "fw_printenv", fw_setenv = "fw_setenv";
   std::string grub_editenv = "grub-editenv";
 };

@@ -13,21 +13,21 @@ bool valid_name(std::string_view name) {
   });
 }
 
-Expected<std::map<std::string, std::string>> resolve_names(
-    std::string_view backend, std::map<std::string, std::string> defaults,
-    const std::map<std::string, std::string>& overrides) {
+Expected<std::map<std::string, std::string>> resolve_names(std::string_view backend,
+                                                           std::map<std::string, std::string> defaults,
+                                                           const std::map<std::string, std::string>& overrides) {
   for (const auto& [role, name] : overrides) {
     auto it = defaults.find(role);
     if (it == defaults.end()) {
       std::string known;
       for (const auto& [r, n] : defaults) known += (known.empty() ? "" : ", ") + r;
-      return make_error(Errc::invalid_argument, std::string(backend) + ": unknown variable role `" +
-                                                    role + "` (known roles: " + known + ")");
+      return make_error(Errc::invalid_argument,
+                        std::string(backend) + ": unknown variable role `" + role + "` (known roles: " + known + ")");
     }
     if (!valid_name(name))
-      return make_error(Errc::invalid_argument,
-                        std::string(backend) + ": variable name `" + name + "` for role `" + role +
-                            "` is not usable in a boot script (letters, digits, _ . - only)");
+      return make_error(Errc::invalid_argument, std::string(backend) + ": variable name `" + name + "` for role `" +
+                                                    role +
+                                                    "` is not usable in a boot script (letters, digits, _ . - only)");
     it->second = name;
   }
   return defaults;
@@ -54,8 +54,7 @@ std::string join_words(const std::vector<std::string>& words) {
 std::optional<long> parse_number(std::string_view text, int base) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  if (base == 16 && text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))
-    text.remove_prefix(2);
+  if (base == 16 && text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
   if (text.empty()) return std::nullopt;
   long value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
@@ -69,12 +68,9 @@ std::optional<Slot> Bootnames::slot_of(std::string_view bootname) const {
   return std::nullopt;
 }
 
-bool Order::contains(Slot slot) const {
-  return std::find(slots.begin(), slots.end(), slot) != slots.end();
-}
+bool Order::contains(Slot slot) const { return std::find(slots.begin(), slots.end(), slot) != slots.end(); }
 
-std::string Order::with(std::optional<Slot> first, std::optional<Slot> second,
-                        const Bootnames& names) const {
+std::string Order::with(std::optional<Slot> first, std::optional<Slot> second, const Bootnames& names) const {
   std::vector<std::string> words;
   if (first) words.push_back(names.of(*first));
   if (second && second != first) words.push_back(names.of(*second));

@@ -19,9 +19,9 @@ bool valid_name(std::string_view name);
 
 // Start from `defaults` (role -> variable name) and apply `overrides`; an unknown role or an
 // unsafe name is Errc::invalid_argument naming the role and listing the known ones.
-Expected<std::map<std::string, std::string>> resolve_names(
-    std::string_view backend, std::map<std::string, std::string> defaults,
-    const std::map<std::string, std::string>& overrides);
+Expected<std::map<std::string, std::string>> resolve_names(std::string_view backend,
+                                                           std::map<std::string, std::string> defaults,
+                                                           const std::map<std::string, std::string>& overrides);
 
 std::vector<std::string> split_words(std::string_view text);
 std::string join_words(const std::vector<std::string>& words);

@@ -28,8 +28,8 @@ Expected<Env> GrubEnvironment::read() const {
   std::error_code ec;
   // grub-editenv lists a missing file as an empty environment: that must not pass for one.
   if (!stdfs::is_regular_file(file_, ec))
-    return make_error(Errc::not_found, describe() + " does not exist (create it with `grub-editenv " +
-                                           file_.string() + " create`)");
+    return make_error(Errc::not_found,
+                      describe() + " does not exist (create it with `grub-editenv " + file_.string() + " create`)");
   auto result = process::run({tool_, file_.string(), "list"});
   if (!result) return std::unexpected(tool_error(result.error(), tool_).with_context("read " + describe()));
   if (result->exit_code != 0 || result->timed_out)
@@ -127,11 +127,13 @@ class GrubRauc final : public Bootloader {
     if (!s->order.contains(fallback))
       return make_error(Errc::conflict, env_.describe() + ": cannot arm a trial of slot " +
                                             std::string(slot_name(slot)) + ": slot " +
-                                            std::string(slot_name(fallback)) + " is not in " + vars_.at("order") +
-                                            "=" + s->order_text + ", so there would be nothing to fall back to");
+                                            std::string(slot_name(fallback)) + " is not in " + vars_.at("order") + "=" +
+                                            s->order_text + ", so there would be nothing to fall back to");
     return env_.write({{vars_.at("order"), s->order.with(slot, fallback, names_)},
-                       {ok(slot), "1"}, {try_(slot), "0"},
-                       {ok(fallback), "1"}, {try_(fallback), "0"}});
+                       {ok(slot), "1"},
+                       {try_(slot), "0"},
+                       {ok(fallback), "1"},
+                       {try_(fallback), "0"}});
   }
 
   Status mark_good(Slot slot) override {
@@ -140,22 +142,23 @@ class GrubRauc final : public Bootloader {
     auto it = env->find(vars_.at("order"));
     auto order = detail::parse_order(it == env->end() ? "" : it->second, names_);
     return env_.write({{vars_.at("order"), order.with(slot, std::nullopt, names_)},
-                       {ok(slot), "1"}, {try_(slot), "0"},
-                       {ok(other(slot)), "0"}, {try_(other(slot)), "0"}});
+                       {ok(slot), "1"},
+                       {try_(slot), "0"},
+                       {ok(other(slot)), "0"},
+                       {try_(other(slot)), "0"}});
   }
 
   Status mark_bad(Slot slot) override {
     auto s = load();
     if (!s) return std::unexpected(s.error());
     if (s->order.slots.size() == 1 && s->order.slots.front() == slot)
-      return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " +
-                                            std::string(slot_name(slot)) + " bad: it is the only slot in " +
-                                            vars_.at("order") + "=" + s->order_text);
+      return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " + std::string(slot_name(slot)) +
+                                            " bad: it is the only slot in " + vars_.at("order") + "=" + s->order_text);
     std::optional<Slot> keep;
     for (Slot x : s->order.slots)
       if (x != slot) keep = x;
-    return env_.write({{vars_.at("order"), s->order.with(keep, std::nullopt, names_)},
-                       {ok(slot), "0"}, {try_(slot), "0"}});
+    return env_.write(
+        {{vars_.at("order"), s->order.with(keep, std::nullopt, names_)}, {ok(slot), "0"}, {try_(slot), "0"}});
   }
 
  private:

@@ -72,9 +72,9 @@ class Tryboot final : public Bootloader {
     auto s = load();
     if (!s) return std::unexpected(s.error());
     if (slot == s->committed)
-      return make_error(Errc::conflict, describe() + ": refusing to mark slot " + std::string(slot_name(slot)) +
-                                            " bad: it is the committed slot ([all] boot_partition=" +
-                                            std::to_string(part(slot)) + ")");
+      return make_error(Errc::conflict,
+                        describe() + ": refusing to mark slot " + std::string(slot_name(slot)) +
+                            " bad: it is the committed slot ([all] boot_partition=" + std::to_string(part(slot)) + ")");
     if (s->trial != slot) return {};  // never booted without a [tryboot] section naming it
     return store(s->committed, std::nullopt);
   }
@@ -114,8 +114,8 @@ class Tryboot final : public Bootloader {
       if (line.empty() || line[0] == '#') continue;
       if (line.front() == '[') {
         if (line.back() != ']')
-          return make_error(Errc::invalid_argument, describe() + ":" + std::to_string(number) +
-                                                        ": unterminated section header `" + line + "`");
+          return make_error(Errc::invalid_argument,
+                            describe() + ":" + std::to_string(number) + ": unterminated section header `" + line + "`");
         section = trim(line.substr(1, line.size() - 2));
         continue;
       }
@@ -125,8 +125,7 @@ class Tryboot final : public Bootloader {
     }
     Snapshot s;
     auto all = sections["all"].find("boot_partition");
-    if (all == sections["all"].end())
-      return make_error(Errc::not_found, describe() + ": [all] has no boot_partition");
+    if (all == sections["all"].end()) return make_error(Errc::not_found, describe() + ": [all] has no boot_partition");
     auto committed = slot_of("all", all->second);
     if (!committed) return std::unexpected(committed.error());
     s.committed = *committed;

@@ -57,8 +57,7 @@ Expected<Env> UbootEnvironment::read() const {
     return make_error(Errc::invalid_argument,
                       "fw_env.config " + config_.string() + " names no environment device or file");
   for (const auto& device : devices)
-    if (!stdfs::exists(device, ec))
-      return make_error(Errc::not_found, describe() + ": " + device + " does not exist");
+    if (!stdfs::exists(device, ec)) return make_error(Errc::not_found, describe() + ": " + device + " does not exist");
   auto result = process::run({fw_printenv_, "-c", config_.string()});
   if (!result) return std::unexpected(tool_error(result.error(), fw_printenv_).with_context("read " + describe()));
   // libubootenv falls back to a default environment on a CRC error: never take that for ours.
@@ -79,8 +78,7 @@ Expected<Env> UbootEnvironment::read() const {
   return env;
 }
 
-Status UbootEnvironment::write(
-    const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) const {
+Status UbootEnvironment::write(const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) const {
   std::string script;
   for (const auto& [name, value] : changes) {
     if (!detail::valid_name(name))
@@ -101,8 +99,8 @@ Status UbootEnvironment::write(
     auto it = env->find(name);
     bool ok = value ? (it != env->end() && it->second == *value) : it == env->end();
     if (!ok)
-      return make_error(Errc::io, describe() + ": " + name + " does not read back as `" +
-                                      value.value_or("(unset)") + "` after " + fw_setenv_);
+      return make_error(Errc::io, describe() + ": " + name + " does not read back as `" + value.value_or("(unset)") +
+                                      "` after " + fw_setenv_);
   }
   return {};
 }
@@ -120,15 +118,13 @@ Expected<std::string> require(const Env& env, const std::string& name, const Ubo
   return it->second;
 }
 
-Expected<long> require_number(const Env& env, const std::string& name, int base,
-                              const UbootEnvironment& where) {
+Expected<long> require_number(const Env& env, const std::string& name, int base, const UbootEnvironment& where) {
   auto text = require(env, name, where);
   if (!text) return std::unexpected(text.error());
   auto value = detail::parse_number(*text, base);
   if (!value)
-    return make_error(Errc::invalid_argument, where.describe() + ": variable " + name + "=" + *text +
-                                                  " is not a " + (base == 16 ? "hexadecimal" : "decimal") +
-                                                  " number");
+    return make_error(Errc::invalid_argument, where.describe() + ": variable " + name + "=" + *text + " is not a " +
+                                                  (base == 16 ? "hexadecimal" : "decimal") + " number");
   return *value;
 }
 
@@ -142,10 +138,13 @@ std::string hex(long value) {
 
 class UbootRauc final : public Bootloader {
  public:
-  UbootRauc(UbootEnvironment env, detail::Bootnames names, std::map<std::string, std::string> vars,
-            int trial_attempts, int committed_attempts)
-      : env_(std::move(env)), names_(std::move(names)), vars_(std::move(vars)),
-        trial_attempts_(trial_attempts), committed_attempts_(committed_attempts) {}
+  UbootRauc(UbootEnvironment env, detail::Bootnames names, std::map<std::string, std::string> vars, int trial_attempts,
+            int committed_attempts)
+      : env_(std::move(env)),
+        names_(std::move(names)),
+        vars_(std::move(vars)),
+        trial_attempts_(trial_attempts),
+        committed_attempts_(committed_attempts) {}
 
   std::string_view name() const override { return "uboot/rauc"; }
 
@@ -181,10 +180,10 @@ class UbootRauc final : public Bootloader {
       return make_error(Errc::conflict, env_.describe() + ": slot " + std::string(slot_name(slot)) +
                                             " is the committed slot, not a trial");
     if (!s->order.contains(fallback))
-      return make_error(Errc::conflict,
-                        env_.describe() + ": cannot arm a trial of slot " + std::string(slot_name(slot)) +
-                            ": slot " + std::string(slot_name(fallback)) + " is not in " + vars_.at("order") + "=" +
-                            s->order_text + ", so there would be nothing to fall back to");
+      return make_error(Errc::conflict, env_.describe() + ": cannot arm a trial of slot " +
+                                            std::string(slot_name(slot)) + ": slot " +
+                                            std::string(slot_name(fallback)) + " is not in " + vars_.at("order") + "=" +
+                                            s->order_text + ", so there would be nothing to fall back to");
     return env_.write({{vars_.at("order"), s->order.with(slot, fallback, names_)},
                        {left_name(slot), hex(trial_attempts_)},
                        {left_name(fallback), hex(committed_attempts_)}});
@@ -205,14 +204,12 @@ class UbootRauc final : public Bootloader {
     auto s = load();
     if (!s) return std::unexpected(s.error());
     if (s->order.slots.size() == 1 && s->order.slots.front() == slot)
-      return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " +
-                                            std::string(slot_name(slot)) + " bad: it is the only slot in " +
-                                            vars_.at("order") + "=" + s->order_text);
+      return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " + std::string(slot_name(slot)) +
+                                            " bad: it is the only slot in " + vars_.at("order") + "=" + s->order_text);
     std::optional<Slot> keep;
     for (Slot x : s->order.slots)
       if (x != slot) keep = x;
-    return env_.write({{vars_.at("order"), s->order.with(keep, std::nullopt, names_)},
-                       {left_name(slot), "0"}});
+    return env_.write({{vars_.at("order"), s->order.with(keep, std::nullopt, names_)}, {left_name(slot), "0"}});
   }
 
  private:
@@ -226,9 +223,7 @@ class UbootRauc final : public Bootloader {
 
   std::string left_name(Slot slot) const { return vars_.at(slot == Slot::a ? "left_a" : "left_b"); }
 
-  Expected<long> left_of(const Env& env, Slot slot) const {
-    return require_number(env, left_name(slot), 16, env_);
-  }
+  Expected<long> left_of(const Env& env, Slot slot) const { return require_number(env, left_name(slot), 16, env_); }
 
   Expected<Snapshot> load() const {
     auto env = env_.read();
@@ -318,15 +313,16 @@ class UbootMender final : public Bootloader {
     if (!s) return std::unexpected(s.error());
     if (!s->upgrade_available) {
       if (slot == s->part)
-        return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " +
-                                              std::string(slot_name(slot)) + " bad: it is the committed slot (" +
-                                              vars_.at("boot_part") + "=" + std::to_string(part(slot)) + ")");
+        return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " + std::string(slot_name(slot)) +
+                                              " bad: it is the committed slot (" + vars_.at("boot_part") + "=" +
+                                              std::to_string(part(slot)) + ")");
       return {};  // the inactive slot has no state here: U-Boot never boots it without a trial
     }
     if (slot != s->part)
-      return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " +
-                                            std::string(slot_name(slot)) + " bad: it is the fallback of the "
-                                            "pending trial of slot " + std::string(slot_name(s->part)));
+      return make_error(Errc::conflict, env_.describe() + ": refusing to mark slot " + std::string(slot_name(slot)) +
+                                            " bad: it is the fallback of the "
+                                            "pending trial of slot " +
+                                            std::string(slot_name(s->part)));
     return env_.write(boot_part_changes(other(slot), false));  // Mender's rollback
   }
 
@@ -352,13 +348,15 @@ class UbootMender final : public Bootloader {
     Snapshot s;
     auto part_number = require_number(*env, vars_.at("boot_part"), 10, env_);
     if (!part_number) return std::unexpected(part_number.error());
-    if (*part_number == part_a_) s.part = Slot::a;
-    else if (*part_number == part_b_) s.part = Slot::b;
+    if (*part_number == part_a_)
+      s.part = Slot::a;
+    else if (*part_number == part_b_)
+      s.part = Slot::b;
     else
-      return make_error(Errc::invalid_argument,
-                        env_.describe() + ": " + vars_.at("boot_part") + "=" + std::to_string(*part_number) +
-                            " is neither slot A's partition " + std::to_string(part_a_) + " nor slot B's " +
-                            std::to_string(part_b_));
+      return make_error(Errc::invalid_argument, env_.describe() + ": " + vars_.at("boot_part") + "=" +
+                                                    std::to_string(*part_number) + " is neither slot A's partition " +
+                                                    std::to_string(part_a_) + " nor slot B's " +
+                                                    std::to_string(part_b_));
     auto upgrade = require_number(*env, vars_.at("upgrade_available"), 10, env_);
     if (!upgrade) return std::unexpected(upgrade.error());
     s.upgrade_available = *upgrade != 0;
@@ -390,9 +388,8 @@ Expected<std::unique_ptr<Bootloader>> make_uboot_bootloader(const BootloaderConf
   if (preset == "rauc") {
     if (!detail::valid_name(config.bootname_a) || !detail::valid_name(config.bootname_b) ||
         config.bootname_a == config.bootname_b)
-      return make_error(Errc::invalid_argument, "bootloader uboot/rauc: bootnames `" + config.bootname_a +
-                                                    "` and `" + config.bootname_b +
-                                                    "` must be two different simple names");
+      return make_error(Errc::invalid_argument, "bootloader uboot/rauc: bootnames `" + config.bootname_a + "` and `" +
+                                                    config.bootname_b + "` must be two different simple names");
     if (config.trial_attempts < 1 || config.trial_attempts > 255 || config.committed_attempts < 1 ||
         config.committed_attempts > 255)
       return make_error(Errc::invalid_argument,

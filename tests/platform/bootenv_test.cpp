@@ -148,8 +148,10 @@ Slot boot_tryboot(const stdfs::path& dir, bool tryboot_flag) {
   std::string line, section = "all";
   std::map<std::string, std::string> partition;
   while (std::getline(in, line)) {
-    if (line.starts_with("[")) section = line.substr(1, line.size() - 2);
-    else if (line.starts_with("boot_partition=")) partition[section] = line.substr(15);
+    if (line.starts_with("["))
+      section = line.substr(1, line.size() - 2);
+    else if (line.starts_with("boot_partition="))
+      partition[section] = line.substr(15);
   }
   std::string p = tryboot_flag && partition.contains("tryboot") ? partition["tryboot"] : partition["all"];
   return p == "2" ? Slot::a : Slot::b;
@@ -210,7 +212,7 @@ TEST(UbootRauc, SuccessfulTrialThenPowerCutsKeepBootingTheCommittedSlot) {
 
   EXPECT_EQ(boot_uboot_rauc(config), Slot::b);  // the trial boot
   EXPECT_EQ(bl->trial_pending().value(), Slot::b);
-  EXPECT_EQ(bl->primary().value(), Slot::a);    // a reset now would fall back
+  EXPECT_EQ(bl->primary().value(), Slot::a);  // a reset now would fall back
   ASSERT_TRUE(bl->mark_good(Slot::b).has_value());
   env = printenv(config);
   EXPECT_EQ(env["BOOT_ORDER"], "B");
@@ -417,7 +419,7 @@ TEST(UbootMender, RollbackDuringProbingAndRefusals) {
   EXPECT_EQ(bl->mark_bad(Slot::a).error().code, Errc::conflict);   // committed
   EXPECT_EQ(bl->set_trial(Slot::a).error().code, Errc::conflict);  // committed
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
-  EXPECT_EQ(bl->mark_bad(Slot::a).error().code, Errc::conflict);   // the trial's fallback
+  EXPECT_EQ(bl->mark_bad(Slot::a).error().code, Errc::conflict);  // the trial's fallback
   EXPECT_EQ(boot_uboot_mender(config), Slot::b);
   ASSERT_TRUE(bl->mark_bad(Slot::b).has_value());  // analysis failed: Mender's rollback
   auto env = printenv(config);
@@ -559,8 +561,7 @@ TEST(Tryboot, SuccessfulTrial) {
   EXPECT_EQ(bl->reboot_argument().value(), "");
   ASSERT_TRUE(bl->mark_bad(Slot::b).has_value());
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
-  EXPECT_EQ(read_file(dir / "autoboot.txt"),
-            "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n");
+  EXPECT_EQ(read_file(dir / "autoboot.txt"), "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n");
   EXPECT_EQ(bl->trial_pending().value(), Slot::b);
   EXPECT_EQ(bl->reboot_argument().value(), "0 tryboot");
   EXPECT_EQ(bl->primary().value(), Slot::a);  // without the flag the firmware boots [all]
@@ -578,8 +579,8 @@ TEST(Tryboot, FailedTrialFallsBackByItself) {
   write_file(dir / "autoboot.txt", "# provisioned\n[all]\ntryboot_a_b=1\nboot_partition=2\n");
   auto bl = make(tryboot_config(dir.path()));
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
-  EXPECT_EQ(boot_tryboot(dir.path(), true), Slot::b);    // the one-shot flag
-  EXPECT_EQ(boot_tryboot(dir.path(), false), Slot::a);   // any reset clears it
+  EXPECT_EQ(boot_tryboot(dir.path(), true), Slot::b);   // the one-shot flag
+  EXPECT_EQ(boot_tryboot(dir.path(), false), Slot::a);  // any reset clears it
   EXPECT_EQ(bl->trial_pending().value(), Slot::b);
   EXPECT_EQ(bl->primary().value(), Slot::a);
   EXPECT_EQ(bl->mark_bad(Slot::a).error().code, Errc::conflict);
