@@ -124,8 +124,10 @@ class ResumableStream final : public ByteStream {
       request.headers["Range"] = "bytes=" + std::to_string(delivered_) + "-";
       // If-Range: the server sends the rest only if the file is still the one we started
       // with, and the whole (changed) file otherwise, which is caught below.
-      if (!etag_.empty()) request.headers["If-Range"] = etag_;
-      else if (!last_modified_.empty()) request.headers["If-Range"] = last_modified_;
+      if (!etag_.empty())
+        request.headers["If-Range"] = etag_;
+      else if (!last_modified_.empty())
+        request.headers["If-Range"] = last_modified_;
     }
     // http::open makes a new connection (new socket, new local address) every time.
     auto reader = http::open(url_, request);
@@ -145,16 +147,16 @@ class ResumableStream final : public ByteStream {
         return final_error(Errc::network, what + ": asked for bytes from " + std::to_string(delivered_) +
                                               ", the server answered Content-Range \"" + range_text +
                                               "\" (a broken server or proxy)");
-      bool changed = (!etag_.empty() && !etag.empty() && etag != etag_) ||
-                     (total_ && range->total && *total_ != *range->total);
+      bool changed =
+          (!etag_.empty() && !etag.empty() && etag != etag_) || (total_ && range->total && *total_ != *range->total);
       if (changed) return changed_error(etag, range->total);
       if (!total_) total_ = range->total;
     } else if (status == 200) {
       auto length = r.content_length();
-      bool changed = (!etag_.empty() && !etag.empty() && etag != etag_) ||
-                     (etag_.empty() && !last_modified_.empty() && !last_modified.empty() &&
-                      last_modified != last_modified_) ||
-                     (total_ && length && *total_ != *length);
+      bool changed =
+          (!etag_.empty() && !etag.empty() && etag != etag_) ||
+          (etag_.empty() && !last_modified_.empty() && !last_modified.empty() && last_modified != last_modified_) ||
+          (total_ && length && *total_ != *length);
       if (delivered_ == 0) {
         // Nothing returned yet: this is (again) the start of the download, of whichever file.
         total_ = length;
@@ -182,10 +184,12 @@ class ResumableStream final : public ByteStream {
 
   std::unexpected<AttemptError> changed_error(const std::string& etag, std::optional<std::uint64_t> length) {
     std::string detail;
-    if (!etag_.empty() && !etag.empty() && etag != etag_) detail = "ETag " + etag_ + ", now " + etag;
+    if (!etag_.empty() && !etag.empty() && etag != etag_)
+      detail = "ETag " + etag_ + ", now " + etag;
     else if (total_ && length && *total_ != *length)
       detail = std::to_string(*total_) + " bytes, now " + std::to_string(*length);
-    else detail = "Last-Modified " + last_modified_ + " changed";
+    else
+      detail = "Last-Modified " + last_modified_ + " changed";
     return final_error(Errc::conflict, "GET " + url_ + ": the file changed on the server after " +
                                            std::to_string(delivered_) + " bytes were downloaded (" + detail +
                                            "); its parts cannot be joined: the download must start over");
@@ -198,8 +202,8 @@ class ResumableStream final : public ByteStream {
       if (!failure.retryable) return fail(failure.error);
       if (failures_ >= options_.max_retries) {
         return fail(failure.error.with_context("giving up at byte " + std::to_string(delivered_) +
-                                               (total_ ? " of " + std::to_string(*total_) : std::string()) +
-                                               " after " + std::to_string(failures_) + " retries"));
+                                               (total_ ? " of " + std::to_string(*total_) : std::string()) + " after " +
+                                               std::to_string(failures_) + " retries"));
       }
       ++failures_;
       auto backoff = options_.initial_backoff;

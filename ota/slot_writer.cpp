@@ -163,14 +163,16 @@ struct OpenSlot {
 };
 
 Expected<OpenSlot> open_slot(const stdfs::path& path, const std::string& name, bool for_writing) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return std::unexpected(errno_error(errno, "slot " + name + ": stat", path.string()));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return std::unexpected(errno_error(errno, "slot " + name + ": stat", path.string()));
   OpenSlot slot;
   slot.block_device = S_ISBLK(st.st_mode);
   if (!slot.block_device && !S_ISREG(st.st_mode))
-    return make_error(Errc::invalid_argument, "slot " + name + ": " + path.string() +
-                                                  " is neither a block device nor a regular file (check the slot's device "
-                                                  "in the configuration)");
+    return make_error(Errc::invalid_argument,
+                      "slot " + name + ": " + path.string() +
+                          " is neither a block device nor a regular file (check the slot's device "
+                          "in the configuration)");
   int flags = O_CLOEXEC | (for_writing ? O_RDWR : O_RDONLY);
   // O_EXCL on a block device fails while it is mounted: never write into a live file system.
   if (slot.block_device && for_writing) flags |= O_EXCL;
@@ -201,8 +203,8 @@ Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offs
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
-      return std::unexpected(errno_error(err, "slot " + name + ": write at byte " + std::to_string(offset) + " of",
-                                         path.string()));
+      return std::unexpected(
+          errno_error(err, "slot " + name + ": write at byte " + std::to_string(offset) + " of", path.string()));
     }
     if (n == 0)
       return make_error(Errc::io, "slot " + name + ": write at byte " + std::to_string(offset) + " of " +
@@ -222,9 +224,8 @@ Expected<std::size_t> pread_full(int fd, char* data, std::size_t size, std::uint
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
-      return std::unexpected(errno_error(err, "slot " + name + ": read back at byte " + std::to_string(offset + got) +
-                                                  " of",
-                                         path.string()));
+      return std::unexpected(errno_error(
+          err, "slot " + name + ": read back at byte " + std::to_string(offset + got) + " of", path.string()));
     }
     if (n == 0) break;
     got += static_cast<std::size_t>(n);
@@ -399,8 +400,7 @@ Expected<SlotWriteResult> write_slot_image(ByteStream& compressed, const stdfs::
     if (auto at = fingerprints.first_difference(offset, out.get(), want))
       return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(*at) +
                                       " (in the block of " + std::to_string(block_size) + " bytes from there): " +
-                                      path.string() +
-                                      " does not keep what was written; the storage may be failing");
+                                      path.string() + " does not keep what was written; the storage may be failing");
     readback.update(out.get(), want);
     offset += want;
     progress.update(bytes_in, offset, image_size, false);
@@ -422,10 +422,10 @@ std::string udev_encode(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
     std::size_t seq = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    bool valid_utf8 = seq > 1 && i + seq <= s.size() &&
-                      std::all_of(s.begin() + static_cast<std::ptrdiff_t>(i + 1),
-                                  s.begin() + static_cast<std::ptrdiff_t>(i + seq),
-                                  [](char b) { return (static_cast<unsigned char>(b) & 0xc0) == 0x80; });
+    bool valid_utf8 =
+        seq > 1 && i + seq <= s.size() &&
+        std::all_of(s.begin() + static_cast<std::ptrdiff_t>(i + 1), s.begin() + static_cast<std::ptrdiff_t>(i + seq),
+                    [](char b) { return (static_cast<unsigned char>(b) & 0xc0) == 0x80; });
     if (valid_utf8) {
       out.append(s.substr(i, seq));
       i += seq;
@@ -449,8 +449,9 @@ std::string udev_encode(std::string_view s) {
 Expected<stdfs::path> resolve_slot_device(std::string_view spec, const stdfs::path& dev_dir) {
   const std::string text(spec);
   if (text.empty())
-    return make_error(Errc::invalid_argument, "slot device is empty: give a path such as /dev/mmcblk0p2, or "
-                                              "PARTUUID=, PARTLABEL=, UUID= or LABEL=");
+    return make_error(Errc::invalid_argument,
+                      "slot device is empty: give a path such as /dev/mmcblk0p2, or "
+                      "PARTUUID=, PARTLABEL=, UUID= or LABEL=");
   std::error_code ec;
   if (text.front() == '/') {
     stdfs::path path = stdfs::path(text).lexically_normal();

@@ -19,10 +19,10 @@ namespace eddy::ota {
 struct SlotWriteProgress {
   enum class Phase { writing, verifying };
   Phase phase = Phase::writing;
-  std::uint64_t bytes_in = 0;     // compressed bytes consumed
-  std::uint64_t bytes_out = 0;    // image bytes written (writing) or read back (verifying)
+  std::uint64_t bytes_in = 0;               // compressed bytes consumed
+  std::uint64_t bytes_out = 0;              // image bytes written (writing) or read back (verifying)
   std::optional<std::uint64_t> image_size;  // from the zstd frame header when the encoder wrote it
-  double bytes_per_second = 0;    // bytes_out over the phase's elapsed time
+  double bytes_per_second = 0;              // bytes_out over the phase's elapsed time
   std::chrono::milliseconds elapsed{0};
 };
 using SlotProgressCallback = std::function<void(const SlotWriteProgress&)>;

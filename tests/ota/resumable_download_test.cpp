@@ -39,7 +39,8 @@ class RangeServer {
   RangeServer(const stdfs::path& file, const stdfs::path& work, const std::vector<std::string>& options = {}) {
     log_ = work / "requests.log";
     std::vector<std::string> argv{"python3", (eddy::testing::source_dir() / "tests/support/range_server.py").string(),
-                                  "--file", file.string(), "--log", log_.string()};
+                                  "--file",  file.string(),
+                                  "--log",   log_.string()};
     argv.insert(argv.end(), options.begin(), options.end());
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
@@ -211,7 +212,8 @@ TEST_F(ResumableDownload, AChangedFileBeforeAnyByteStartsOver) {
 }
 
 TEST_F(ResumableDownload, GivesUpAfterTheRetriesWithoutProgress) {
-  RangeServer server(dir / "image.zst", dir.path(), {"--fault", "cut", "--fault-after", "0", "--fault-requests", "100"});
+  RangeServer server(dir / "image.zst", dir.path(),
+                     {"--fault", "cut", "--fault-after", "0", "--fault-requests", "100"});
   auto options = quick();
   options.max_retries = 3;
   auto stream = open_resumable_url_stream(server.url(), options);

@@ -121,8 +121,9 @@ TEST(SlotWriter, WritesTheImageSyncsAndReadsItBack) {
   EXPECT_TRUE(slot_starts_with(dir / "slot", dir / "image"));
   EXPECT_EQ(stdfs::file_size(dir / "slot"), 40 * MiB) << "a file slot is never grown or truncated";
   // The rest of the slot is left as it was.
-  auto rest = run_ok({"sh", "-c", "tail -c " + std::to_string(16 * MiB - 12345) + " " + (dir / "slot").string() +
-                                      " | tr -d '\\245' | wc -c"});
+  auto rest = run_ok(
+      {"sh", "-c",
+       "tail -c " + std::to_string(16 * MiB - 12345) + " " + (dir / "slot").string() + " | tr -d '\\245' | wc -c"});
   EXPECT_EQ(std::stoi(rest), 0);
 }
 
@@ -368,9 +369,7 @@ TEST(SlotWriter, AFullDiskIsNoSpace) {
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 10;
     if (::mount("tmpfs", (dir / "small").c_str(), "tmpfs", 0, "size=1m") != 0) return 10;
     auto slot = dir / "small" / "slot";
-    {
-      std::ofstream create(slot);
-    }
+    { std::ofstream create(slot); }
     stdfs::resize_file(slot, 8 * MiB);  // sparse: it fills up as it is written
     FileStream stream(zst);
     auto result = write_slot_image(stream, slot, named("rootfs.b"));
@@ -429,10 +428,10 @@ TEST(SlotWriter, PeakMemoryStaysWellUnder32MiB) {
   ASSERT_NE(at, std::string::npos) << child.output;
   std::uint64_t before = 0, peak = 0;
   ASSERT_EQ(std::sscanf(child.output.c_str() + at, "VmHWM %lu %lu", &before, &peak), 2) << child.output;
-  std::printf("[ MEMORY   ] %lu MiB image (zstd -3) into a file slot: peak RSS of the process %lu KiB "
-              "(%lu KiB before the write), %.2f s with start-up\n",
-              static_cast<unsigned long>(mib), static_cast<unsigned long>(peak), static_cast<unsigned long>(before),
-              took);
+  std::printf(
+      "[ MEMORY   ] %lu MiB image (zstd -3) into a file slot: peak RSS of the process %lu KiB "
+      "(%lu KiB before the write), %.2f s with start-up\n",
+      static_cast<unsigned long>(mib), static_cast<unsigned long>(peak), static_cast<unsigned long>(before), took);
   EXPECT_LT(peak, 32u * 1024u);
 }
 
