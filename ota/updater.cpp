@@ -6,6 +6,7 @@
 #include "ota/analysis.hpp"
 #include "ota/hooks.hpp"
 #include "ota/payload.hpp"
+#include "ota/resumable_download.hpp"
 #include "ota/trust.hpp"
 #include "ota/version.hpp"
 #include "platform/fault.hpp"
@@ -491,7 +492,10 @@ Updater::Finish Updater::install(Attempt& attempt) {
       if (!bytes) return std::unexpected(bytes.error());
       raw = std::make_unique<MemoryStream>(std::move(*bytes));
     } else {
-      auto stream = open_url_stream(r.payload.url, options_.download_idle_timeout);
+      // A dropped or stalled connection resumes with a Range request instead of starting over.
+      ResumeOptions resume;
+      resume.idle_timeout = options_.download_idle_timeout;
+      auto stream = open_resumable_url_stream(r.payload.url, resume);
       if (!stream) return std::unexpected(stream.error());
       raw = std::move(*stream);
     }
