@@ -12,8 +12,9 @@
 namespace eddy::cli {
 
 CLI::App* add_release_commands(CLI::App& app, ReleaseOptions& options) {
-  auto* release = app.add_subcommand("release", "Author releases on files, without a daemon (run it where "
-                                                "releases are built).");
+  auto* release = app.add_subcommand("release",
+                                     "Author releases on files, without a daemon (run it where "
+                                     "releases are built).");
   release->require_subcommand(1);
   auto* delta = release->add_subcommand(
       "delta",
@@ -27,8 +28,9 @@ CLI::App* add_release_commands(CLI::App& app, ReleaseOptions& options) {
   delta->add_option("--out", options.out, "where to write the delta (replaced atomically)")
       ->type_name("DELTA.zst")
       ->required();
-  delta->add_option("--url", options.url,
-                    "where devices will download the delta from: printed as `url:` instead of `path:`")
+  delta
+      ->add_option("--url", options.url,
+                   "where devices will download the delta from: printed as `url:` instead of `path:`")
       ->type_name("URL");
   delta->add_option("--level", options.level, "zstd compression level, 1 to 22 (default 19)")
       ->type_name("N")
@@ -42,7 +44,7 @@ int run_release_delta(const ReleaseOptions& options) {
   if (!info) {
     std::cerr << "eddy release delta: " << info.error().message << "\n";
     return info.error().code == Errc::invalid_argument || info.error().code == Errc::not_found ? exit_usage
-                                                                                                : exit_failure;
+                                                                                               : exit_failure;
   }
   const bool by_url = !options.url.empty();
   const std::string& where = by_url ? options.url : options.out;
@@ -64,9 +66,9 @@ int run_release_delta(const ReleaseOptions& options) {
   }
   char ratio[32];
   std::snprintf(ratio, sizeof ratio, "%.2f", percent);
-  std::cout << "# delta from " << options.base << " to " << options.image << ": " << info->delta_size
-            << " bytes, " << ratio << "% of the image (" << info->image_size << " bytes, sha256 "
-            << info->image_sha256 << "); zstd level " << info->level << ", window 2^" << info->window_log << "\n"
+  std::cout << "# delta from " << options.base << " to " << options.image << ": " << info->delta_size << " bytes, "
+            << ratio << "% of the image (" << info->image_size << " bytes, sha256 " << info->image_sha256
+            << "); zstd level " << info->level << ", window 2^" << info->window_log << "\n"
             << "deltas:\n"
             << "  - from_sha256: " << info->base_sha256 << "\n"
             << "    from_size: " << info->base_size << "\n"

@@ -73,8 +73,8 @@ class Mapping {
 };
 
 Expected<Mapping> map(int fd, std::size_t size, bool writable, const std::string& what, const stdfs::path& path) {
-  void* address = ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-                         writable ? MAP_SHARED : MAP_PRIVATE, fd, 0);
+  void* address =
+      ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, writable ? MAP_SHARED : MAP_PRIVATE, fd, 0);
   if (address == MAP_FAILED) return std::unexpected(errno_error(errno, what + ": mmap", path.string()));
   return Mapping(address, size);
 }
@@ -102,11 +102,12 @@ Expected<std::string> sha256_of_prefix(int fd, std::uint64_t size, const std::st
     ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return std::unexpected(errno_error(errno, what + ": read at byte " + std::to_string(offset) + " of", path.string()));
+      return std::unexpected(
+          errno_error(errno, what + ": read at byte " + std::to_string(offset) + " of", path.string()));
     }
     if (n == 0)
-      return make_error(Errc::io, what + ": " + path.string() + " ended at byte " + std::to_string(offset) +
-                                      " while being read");
+      return make_error(Errc::io,
+                        what + ": " + path.string() + " ended at byte " + std::to_string(offset) + " while being read");
     sha.update(buffer.data(), static_cast<std::size_t>(n));
     offset += static_cast<std::uint64_t>(n);
   }
@@ -131,8 +132,8 @@ Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const stdfs::
     return make_error(Errc::invalid_argument, "slot " + name + ": max_delta_window_log " +
                                                   std::to_string(options.max_delta_window_log) + " is out of range");
   if (base_size == 0 || base_size > SIZE_MAX)
-    return make_error(Errc::invalid_argument,
-                      "delta base " + base.string() + ": the release gives a base size of " + std::to_string(base_size));
+    return make_error(Errc::invalid_argument, "delta base " + base.string() + ": the release gives a base size of " +
+                                                  std::to_string(base_size));
   const std::string want_base = lowercase(std::string(base_sha256));
 
   // 1. The base: the active slot must hold exactly the image the delta was made from.
@@ -148,10 +149,11 @@ Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const stdfs::
   auto base_digest = sha256_of_prefix(base_fd.get(), base_size, base_what, base);
   if (!base_digest) return std::unexpected(base_digest.error());
   if (*base_digest != want_base)
-    return make_error(Errc::digest_mismatch,
-                      "delta base does not match: the active slot " + base.string() + " is not the delta's base image (" +
-                          "its first " + std::to_string(base_size) + " bytes hash to sha256 " + *base_digest +
-                          ", the release says " + want_base + "); download the full image instead");
+    return make_error(Errc::digest_mismatch, "delta base does not match: the active slot " + base.string() +
+                                                 " is not the delta's base image (" + "its first " +
+                                                 std::to_string(base_size) + " bytes hash to sha256 " + *base_digest +
+                                                 ", the release says " + want_base +
+                                                 "); download the full image instead");
   auto base_map = map(base_fd.get(), static_cast<std::size_t>(base_size), false, base_what, base);
   if (!base_map) return std::unexpected(base_map.error());
 
@@ -180,12 +182,14 @@ Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const stdfs::
                                                     std::to_string(bytes_in) + " bytes, inside its zstd frame header");
   }
   if (frame.frameType != ZSTD_frame)
-    return make_error(Errc::invalid_argument, "slot " + name + ": the delta starts with a skippable frame, not the "
-                                                               "zstd frame `zstd --patch-from` makes");
-  if (frame.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN || frame.frameContentSize == 0)
     return make_error(Errc::invalid_argument, "slot " + name +
-                                                  ": the delta's frame header does not state the image size: make it "
-                                                  "with `eddy release delta` or `zstd --patch-from=BASE NEW` from files");
+                                                  ": the delta starts with a skippable frame, not the "
+                                                  "zstd frame `zstd --patch-from` makes");
+  if (frame.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN || frame.frameContentSize == 0)
+    return make_error(Errc::invalid_argument,
+                      "slot " + name +
+                          ": the delta's frame header does not state the image size: make it "
+                          "with `eddy release delta` or `zstd --patch-from=BASE NEW` from files");
   const std::uint64_t image_size = frame.frameContentSize;
   const int window_log = std::max(ZSTD_WINDOWLOG_MIN, ceil_log2(frame.windowSize));
   if (window_log > options.max_delta_window_log)
@@ -204,8 +208,8 @@ Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const stdfs::
     if (::fstat(sink.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
       // Allocate a sparse file's blocks now: a full disk is an error here, not SIGBUS later.
       if (int err = ::posix_fallocate(sink.fd(), 0, static_cast<off_t>(image_size)); err != 0)
-        return std::unexpected(errno_error(err, "slot " + name + ": allocate " + mib_text(image_size) + " in",
-                                           target_slot.string()));
+        return std::unexpected(
+            errno_error(err, "slot " + name + ": allocate " + mib_text(image_size) + " in", target_slot.string()));
     }
   }
   auto out_map = map(sink.fd(), static_cast<std::size_t>(image_size), true, "slot " + name, target_slot);
@@ -262,8 +266,9 @@ Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const stdfs::
     bytes_in += *n;
   }
   if (trailing)
-    return make_error(Errc::invalid_argument, "slot " + name + ": the delta has bytes after its zstd frame "
-                                                               "(not a delta made by `zstd --patch-from`)");
+    return make_error(Errc::invalid_argument, "slot " + name +
+                                                  ": the delta has bytes after its zstd frame "
+                                                  "(not a delta made by `zstd --patch-from`)");
   if (last_result != 0 || output.pos != image_size)
     return make_error(Errc::invalid_argument, "slot " + name + ": the delta is truncated after " +
                                                   std::to_string(bytes_in) +
@@ -349,14 +354,14 @@ Expected<DeltaInfo> make_delta(const stdfs::path& base_image, const stdfs::path&
 
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
   if (!cctx) return make_error(Errc::internal, "delta: out of memory for the zstd encoder");
-  for (std::size_t r : {ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level),
-                        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, info.window_log),
-                        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_enableLongDistanceMatching,
-                                               info.long_distance_matching ? 1 : 0),
-                        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, 1),
-                        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1),
-                        ZSTD_CCtx_setPledgedSrcSize(cctx.get(), image->size),
-                        ZSTD_CCtx_refPrefix(cctx.get(), base->mapping.data(), base->mapping.size())}) {
+  for (std::size_t r :
+       {ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level),
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, info.window_log),
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_enableLongDistanceMatching, info.long_distance_matching ? 1 : 0),
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, 1),
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1),
+        ZSTD_CCtx_setPledgedSrcSize(cctx.get(), image->size),
+        ZSTD_CCtx_refPrefix(cctx.get(), base->mapping.data(), base->mapping.size())}) {
     if (ZSTD_isError(r)) return make_error(Errc::internal, std::string("delta: zstd: ") + ZSTD_getErrorName(r));
   }
 

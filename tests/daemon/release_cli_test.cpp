@@ -18,8 +18,9 @@ std::string sha256_of(const stdfs::path& path) { return run_ok({"sha256sum", pat
 
 // 4 MiB of pseudo-random data, and a copy with 64 KiB rewritten in the middle.
 void make_images(const TempDir& dir) {
-  run_ok({"sh", "-c", "head -c 4194304 /dev/urandom > base.img && cp base.img new.img && "
-                      "head -c 65536 /dev/urandom | dd of=new.img bs=65536 seek=20 conv=notrunc status=none"},
+  run_ok({"sh", "-c",
+          "head -c 4194304 /dev/urandom > base.img && cp base.img new.img && "
+          "head -c 65536 /dev/urandom | dd of=new.img bs=65536 seek=20 conv=notrunc status=none"},
          dir.path());
 }
 
@@ -47,8 +48,8 @@ TEST(EddyReleaseDelta, JsonAndUrl) {
   TempDir dir;
   make_images(dir);
   auto result = run({eddy::testing::eddy_path().string(), "release", "delta", "--base", (dir / "base.img").string(),
-                     "--image", (dir / "new.img").string(), "--out", (dir / "d.zst").string(), "--level", "1",
-                     "--url", "https://releases.example/rootfs-2.0.delta.zst", "--json"});
+                     "--image", (dir / "new.img").string(), "--out", (dir / "d.zst").string(), "--level", "1", "--url",
+                     "https://releases.example/rootfs-2.0.delta.zst", "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
   auto out = json::parse(result.output);
   ASSERT_EQ(out["deltas"].size(), 1u);

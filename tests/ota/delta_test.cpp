@@ -136,8 +136,8 @@ class DeltaTest : public ::testing::Test {
   Expected<SlotWriteResult> apply(const stdfs::path& delta, const stdfs::path& slot,
                                   const SlotWriteOptions& options) const {
     auto stream = verified(delta);
-    return write_slot_from_delta(*stream, versions_.base, sha256_of(versions_.base),
-                                 stdfs::file_size(versions_.base), slot, options);
+    return write_slot_from_delta(*stream, versions_.base, sha256_of(versions_.base), stdfs::file_size(versions_.base),
+                                 slot, options);
   }
   static TempDir* dir_;
   static Versions versions_;
@@ -159,8 +159,8 @@ TEST_F(DeltaTest, OurDeltaRebuildsTheImageIntoTheSlot) {
   EXPECT_FALSE(stdfs::exists(path("ours-3.zst.tmp")));
 
   // The zstd CLI agrees that it is a --patch-from delta of this base.
-  run_ok({"zstd", "-q", "-d", "-f", "--long=31", "--patch-from=" + versions_.base.string(),
-          path("ours-3.zst").string(), "-o", path("cli-decoded.img").string()});
+  run_ok({"zstd", "-q", "-d", "-f", "--long=31", "--patch-from=" + versions_.base.string(), path("ours-3.zst").string(),
+          "-o", path("cli-decoded.img").string()});
   EXPECT_EQ(sha256_of(path("cli-decoded.img")), info->image_sha256);
 
   make_slot(path("slot"), 40 * MiB);
@@ -186,11 +186,11 @@ TEST_F(DeltaTest, ZstdCliDeltasApplyAndOursAreAsSmall) {
     auto ours = make_delta(versions_.base, versions_.image, path("ours-" + std::to_string(level) + ".zst"), level);
     ASSERT_TRUE(ours) << ours.error().message;
     const auto their_size = stdfs::file_size(theirs);
-    std::printf("[ DELTA    ] 32 MiB image, 2%% of blocks changed, level %d: make_delta %llu bytes, zstd "
-                "--patch-from %llu bytes (%.3fx)\n",
-                level, static_cast<unsigned long long>(ours->delta_size),
-                static_cast<unsigned long long>(their_size),
-                static_cast<double>(ours->delta_size) / static_cast<double>(their_size));
+    std::printf(
+        "[ DELTA    ] 32 MiB image, 2%% of blocks changed, level %d: make_delta %llu bytes, zstd "
+        "--patch-from %llu bytes (%.3fx)\n",
+        level, static_cast<unsigned long long>(ours->delta_size), static_cast<unsigned long long>(their_size),
+        static_cast<double>(ours->delta_size) / static_cast<double>(their_size));
     EXPECT_LE(static_cast<double>(ours->delta_size), 1.5 * static_cast<double>(their_size));
 
     for (const auto& delta : {theirs, path("ours-" + std::to_string(level) + ".zst")}) {
@@ -213,8 +213,7 @@ TEST_F(DeltaTest, AnotherBaseIsRefusedBeforeTheSlotIsTouched) {
                                       expecting(versions_.image));
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, Errc::digest_mismatch);
-  EXPECT_TRUE(result.error().message.find("delta base does not match") != std::string::npos)
-      << result.error().message;
+  EXPECT_TRUE(result.error().message.find("delta base does not match") != std::string::npos) << result.error().message;
   EXPECT_TRUE(result.error().message.find(versions_.image.string()) != std::string::npos) << result.error().message;
   EXPECT_TRUE(slot_untouched(path("slot")));
 
@@ -361,11 +360,12 @@ TEST(DeltaMemory, PeakMemoryStaysBounded) {
   if (env) {
     auto theirs = zstd_patch_from(v, dir / "cli.zst", 19);
     run_ok({"zstd", "-q", "-f", "-19", v.image.string(), "-o", (dir / "full.zst").string()});
-    std::printf("[ DELTA    ] %llu MiB image, 2%% of blocks changed, level 19: make_delta %llu bytes, zstd "
-                "--patch-from %llu bytes, full image zstd -19 %llu bytes\n",
-                static_cast<unsigned long long>(mib), static_cast<unsigned long long>(info->delta_size),
-                static_cast<unsigned long long>(stdfs::file_size(theirs)),
-                static_cast<unsigned long long>(stdfs::file_size(dir / "full.zst")));
+    std::printf(
+        "[ DELTA    ] %llu MiB image, 2%% of blocks changed, level 19: make_delta %llu bytes, zstd "
+        "--patch-from %llu bytes, full image zstd -19 %llu bytes\n",
+        static_cast<unsigned long long>(mib), static_cast<unsigned long long>(info->delta_size),
+        static_cast<unsigned long long>(stdfs::file_size(theirs)),
+        static_cast<unsigned long long>(stdfs::file_size(dir / "full.zst")));
   }
   make_slot(dir / "slot", mib * MiB);
   auto self = stdfs::read_symlink("/proc/self/exe");
@@ -382,10 +382,10 @@ TEST(DeltaMemory, PeakMemoryStaysBounded) {
   ASSERT_NE(at, std::string::npos) << child.output;
   unsigned long before = 0, peak = 0;
   ASSERT_EQ(std::sscanf(child.output.c_str() + at, "VmHWM %lu %lu", &before, &peak), 2) << child.output;
-  std::printf("[ MEMORY   ] %llu MiB image from a %llu-byte delta into a file slot: peak RSS %lu KiB (%lu KiB "
-              "before), %.2f s with start-up\n",
-              static_cast<unsigned long long>(mib), static_cast<unsigned long long>(info->delta_size), peak, before,
-              took);
+  std::printf(
+      "[ MEMORY   ] %llu MiB image from a %llu-byte delta into a file slot: peak RSS %lu KiB (%lu KiB "
+      "before), %.2f s with start-up\n",
+      static_cast<unsigned long long>(mib), static_cast<unsigned long long>(info->delta_size), peak, before, took);
   EXPECT_LT(peak, 32u * 1024u);
 }
 
