@@ -39,6 +39,10 @@ struct SlotWriteOptions {
   // buffer, so this bounds memory. 24 (16 MiB) admits every level up to 19 (--ultra levels
   // 20-22 and --long ask for more and are refused with a message that says so).
   int max_window_log = 24;
+  // The same for a delta (ota/delta.hpp): its window spans the base and the new image, but the
+  // delta decoder keeps no window buffer (it reads the base and the written image through
+  // mappings), so this only refuses frames that ask for absurd distances. 31 (2 GiB) is zstd's limit.
+  int max_delta_window_log = 31;
   // Test hook: runs after fsync, before the read-back (tests corrupt the slot here).
   std::function<void()> before_verify;
 };
