@@ -164,6 +164,15 @@ apps:
         # 1 + 2: idle memory and the CPU of polls that find nothing new.
         time.sleep(1.0)
         rss = proc_rss_kib(eddyd.pid)
+        rollup = {}
+        with open("/proc/%d/smaps_rollup" % eddyd.pid) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    rollup[parts[0].rstrip(":")] = int(parts[1])
+        if os.environ.get("EDDY_BENCH_SMAPS"):
+            subprocess.run("awk '/^[0-9a-f]+-/{name=$6} /^Rss:/{r[name]+=$2} END{for(n in r) if (r[n]>200) print r[n], n}' "
+                           "/proc/%d/smaps | sort -rn | head -25" % eddyd.pid, shell=True)
         polls = 100
         cpu0 = proc_cpu_seconds(eddyd.pid)
         for _ in range(polls):
@@ -214,6 +223,8 @@ apps:
         print("|---|---|---|---|---|")
         print("| idle resident memory | %.1f MiB | %.1f MiB (peak RSS of `git fetch`, no-op) | %.2f | < 8 MiB |"
               % (rss / 1024, git_rss / 1024, rss / git_rss))
+        print("| of which private (USS) / anonymous (heap, stacks) | %.1f MiB / %.1f MiB | | | |"
+              % ((rollup.get("Private_Clean", 0) + rollup.get("Private_Dirty", 0)) / 1024, rollup.get("Anonymous", 0) / 1024))
         print("| CPU time of a poll that finds nothing new | %.2f ms | %.2f ms (`git fetch`, no-op) | %.2f | < 5 ms |"
               % (eddy_poll_ms, git_poll_ms, eddy_poll_ms / git_poll_ms))
         print("| failing verdict → previous version answering | %.0f ms | %.0f ms (cold start of the app by hand) | %.2f | < 1 s |"

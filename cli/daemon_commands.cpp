@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/format.hpp"
+#include "cli/release_commands.hpp"
 #include "daemon/version.hpp"
 #include "platform/duration.hpp"
 #include "platform/error.hpp"
@@ -39,7 +40,9 @@ Examples:
   eddy history -n 20          the last 20 transitions, probe results and events
   eddy check                  poll the fleet repository now and wait for any update
   eddy rollback sensor-app    go back to the previous version of sensor-app
-  eddy status --json          the daemon's answer as JSON, for scripts)";
+  eddy status --json          the daemon's answer as JSON, for scripts
+  eddy release delta --base OLD.img --image NEW.img --out DELTA.zst
+                              make a delta for a release (no daemon needed))";
 
 struct Options {
   std::string socket;
@@ -141,6 +144,8 @@ int run(int argc, char** argv) {
   history->add_option("-n,--limit", options.limit, "how many of the newest entries to show (default 50)")
       ->type_name("N")
       ->check(CLI::Range(1, 10000));
+  ReleaseOptions release_options;
+  auto* release_delta = add_release_commands(app, release_options);
   rollback->add_option("TARGET", options.target, "the app to roll back (may be left out when there is only one)");
 
   try {
@@ -155,6 +160,7 @@ int run(int argc, char** argv) {
   auto format_rollback_result = [](const json& j, std::int64_t) { return format_rollback(j); };
   auto format_history_result = [](const json& j, std::int64_t) { return format_history(j); };
 
+  if (release_delta->parsed()) return run_release_delta(release_options);
   if (status->parsed()) return request(options, {{"command", "status"}}, 30s, format_status, nullptr);
   if (history->parsed())
     return request(options, {{"command", "history"}, {"limit", options.limit}}, 30s, format_history_result, nullptr);

@@ -1,4 +1,5 @@
 #include "ota/app_installer.hpp"
+#include "platform/unique_fd.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -29,33 +30,6 @@ namespace stdfs = std::filesystem;
 constexpr std::uint64_t kEntryCost = 512;
 // Links followed while checking where a symlink resolves (the kernel's own limit).
 constexpr int kMaxLinkHops = 40;
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  // Close and report the error (a delayed write error shows up here on some file systems).
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_ = -1;
-};
 
 struct ArchiveReadFree {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -128,7 +102,7 @@ class Unpacker {
       : root_(std::move(root)), max_bytes_(max_bytes), stream_(stream), buffer_(64 * 1024) {}
 
   Status run() {
-    root_fd_ = Fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    root_fd_ = UniqueFd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (root_fd_.get() < 0) return std::unexpected(errno_error(errno, "open folder", root_.string()));
 
     std::unique_ptr<archive, ArchiveReadFree> a(archive_read_new());
@@ -212,9 +186,9 @@ class Unpacker {
   }
 
   // Open the folder made of the first `depth` components, creating missing ones when `create`.
-  Expected<Fd> open_folder(const std::vector<std::string>& parts, std::size_t depth,
+  Expected<UniqueFd> open_folder(const std::vector<std::string>& parts, std::size_t depth,
                            std::string_view entry, bool create) {
-    Fd current(::dup(root_fd_.get()));
+    UniqueFd current(::dup(root_fd_.get()));
     if (current.get() < 0) return std::unexpected(errno_error(errno, "dup", root_.string()));
     for (std::size_t i = 0; i < depth; ++i) {
       const std::string rel = join_path(parts, i + 1);
@@ -233,7 +207,7 @@ class Unpacker {
                                                    "write through links"));
         return std::unexpected(errno_error(errno, "open folder", disk_path(rel)));
       }
-      current = Fd(fd);
+      current = UniqueFd(fd);
     }
     return current;
   }
@@ -315,7 +289,7 @@ class Unpacker {
     const std::string rel = join_path(parts);
     const std::string& leaf = parts.back();
     if (auto s = clear_leaf(parent->get(), leaf, rel, name); !s) return s;
-    Fd fd(::openat(parent->get(), leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    UniqueFd fd(::openat(parent->get(), leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (fd.get() < 0) return std::unexpected(errno_error(errno, "create", disk_path(rel)));
 
     std::uint64_t data_bytes = 0;
@@ -481,7 +455,7 @@ class Unpacker {
       return std::count(x.begin(), x.end(), '/') > std::count(y.begin(), y.end(), '/');
     });
     for (const auto& rel : order) {
-      Fd fd(::openat(root_fd_.get(), rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd fd(::openat(root_fd_.get(), rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (fd.get() < 0) return std::unexpected(errno_error(errno, "open folder", disk_path(rel)));
       if (::fsync(fd.get()) != 0) return std::unexpected(errno_error(errno, "fsync folder", disk_path(rel)));
     }
@@ -493,7 +467,7 @@ class Unpacker {
   std::uint64_t max_bytes_;
   ByteStream& stream_;
   std::vector<char> buffer_;
-  Fd root_fd_;
+  UniqueFd root_fd_;
   std::optional<Error> stream_error_;
   bool stream_end_ = false;
   bool zstd_checked_ = false;

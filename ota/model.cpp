@@ -892,46 +892,6 @@ Expected<ParsedRollout> read_rollout(std::string_view yaml, std::string_view fil
 // ---------------------------------------------------------------------------------------------
 // Public API.
 
-Expected<std::chrono::milliseconds> parse_duration(std::string_view text) {
-  auto bad = [&](std::string_view why) {
-    return make_error(Errc::invalid_argument, "bad duration " + quote(text) + ": " + std::string(why) +
-                                                  " (write e.g. `500ms`, `5s`, `10m`, `1h30m`)");
-  };
-  if (text.empty()) return bad("it is empty");
-  constexpr auto max = std::numeric_limits<std::int64_t>::max();
-  std::int64_t total = 0;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const std::size_t digits_begin = i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-    if (i == digits_begin) {
-      return bad(text[i] == '-' ? "it must not be negative" : "expected a number before each unit");
-    }
-    std::int64_t amount = 0;
-    auto [ptr, ec] = std::from_chars(text.data() + digits_begin, text.data() + i, amount);
-    if (ec != std::errc{}) return bad("it is too long");
-    std::int64_t scale = 0;
-    if (text.substr(i).starts_with("ms")) {
-      scale = 1;
-      i += 2;
-    } else if (i < text.size() && text[i] == 's') {
-      scale = 1000;
-      ++i;
-    } else if (i < text.size() && text[i] == 'm') {
-      scale = 60'000;
-      ++i;
-    } else if (i < text.size() && text[i] == 'h') {
-      scale = 3'600'000;
-      ++i;
-    } else {
-      return bad(i == text.size() ? "a unit is missing" : "unknown unit");
-    }
-    if (amount > max / scale || total > max - amount * scale) return bad("it is too long");
-    total += amount * scale;
-  }
-  return std::chrono::milliseconds(total);
-}
-
 Expected<double> parse_percentage(std::string_view text) {
   auto bad = [&] {
     return make_error(Errc::invalid_argument,

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ota/probe_types.hpp"
+#include "platform/duration.hpp"
 #include "platform/error.hpp"
 
 namespace eddy::ota {
@@ -82,7 +83,7 @@ struct Rollout {
 // "500ms", "5s", "10m", "2h", "1h30m": one or more <integer><unit> terms, units ms, s, m, h, in
 // any combination. No sign, no empty text, no bare number; "0s" is zero. Errc::invalid_argument
 // with the text quoted when it does not parse or overflows.
-Expected<std::chrono::milliseconds> parse_duration(std::string_view text);
+
 
 // A percentage "5%", "0.5%", "100%" as a fraction in [0, 1].
 Expected<double> parse_percentage(std::string_view text);

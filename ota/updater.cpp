@@ -8,6 +8,7 @@
 #include "ota/analysis.hpp"
 #include "ota/hooks.hpp"
 #include "ota/payload.hpp"
+#include "ota/resumable_download.hpp"
 #include "ota/trust.hpp"
 #include "ota/version.hpp"
 #include "platform/fault.hpp"
@@ -75,8 +76,8 @@ struct Updater::Attempt {
   Release release;
   const AppTarget* app = nullptr;
   std::string from_version;   // committed version when the attempt began: where a rollback goes
-  std::string from_release;
-  std::string outcome_message;
+  std::string rollback_outcome = "rolled-back";  // or "interrupted": recorded as the outcome
+  std::string outcome_message;                   // plain words for `eddy check`
 };
 
 Expected<std::unique_ptr<Updater>> Updater::create(UpdaterOptions options, AppSupervisor& supervisor) {
@@ -146,9 +147,7 @@ Status Updater::move(Attempt& attempt, Event event, const std::string& message,
   }
   std::string outcome;
   if (*next == State::committed) outcome = "committed";
-  else if (*next == State::rolled_back) outcome = event == Event::rolled_back && !attempt.outcome_message.empty()
-                                                      ? attempt.outcome_message
-                                                      : "rolled-back";
+  else if (*next == State::rolled_back) outcome = attempt.rollback_outcome;
   // "aborted": cut short before activation (retried freely); "interrupted": cut short while
   // the new version was being activated or probed (retried at most max_interrupted_attempts).
   else if (*next == State::failed) outcome = event == Event::refused       ? "refused"
@@ -281,7 +280,6 @@ CycleResult Updater::run_cycle() {
     auto inst = store_.installed(a.target);
     if (inst && *inst) {
       attempt.from_version = (*inst)->current_version;
-      attempt.from_release = (*inst)->current_release;
     }
     if (verified_update != 0) {
       attempt.id = verified_update;
@@ -498,7 +496,10 @@ Updater::Finish Updater::install(Attempt& attempt) {
       if (!bytes) return std::unexpected(bytes.error());
       raw = std::make_unique<MemoryStream>(std::move(*bytes));
     } else {
-      auto stream = open_url_stream(r.payload.url, options_.download_idle_timeout);
+      // A dropped or stalled connection resumes with a Range request instead of starting over.
+      ResumeOptions resume;
+      resume.idle_timeout = options_.download_idle_timeout;
+      auto stream = open_resumable_url_stream(r.payload.url, resume);
       if (!stream) return std::unexpected(stream.error());
       raw = std::move(*stream);
     }
@@ -646,7 +647,7 @@ Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, 
     std::filesystem::remove(app.dir / "current", ec);
     result = "no previous version; " + app.name + " stopped";
   }
-  attempt.outcome_message = reject ? "rolled-back" : "interrupted";
+  attempt.rollback_outcome = reject ? "rolled-back" : "interrupted";
   auto record = [&]() -> Status {
     if (reject) {
       if (auto st = store_.reject_release(r.target, r.version, r.payload.sha256, reason); !st) return st;
@@ -785,7 +786,6 @@ Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
   attempt.app = &app->second;
   attempt.commit = accepted && *accepted ? **accepted : "";
   attempt.from_version = i.previous_version;
-  attempt.from_release = i.previous_release;
   if (const Fleet* fleet = fleet_at_accepted()) {
     if (auto it = fleet->releases.find(i.current_release); it != fleet->releases.end()) attempt.release = it->second;
   }

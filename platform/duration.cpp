@@ -28,7 +28,7 @@ std::size_t rank(std::string_view unit) {
 Expected<std::chrono::milliseconds> parse_duration(std::string_view text) {
   auto fail = [&](std::string_view why) {
     return make_error(Errc::invalid_argument,
-                      "invalid duration `" + std::string(text) + "`: " + std::string(why) +
+                      "bad duration `" + std::string(text) + "`: " + std::string(why) +
                           " (write it like 500ms, 5s, 10m, 2h or 1h30m)");
   };
   if (text.empty()) return fail("it is empty");
@@ -41,7 +41,7 @@ Expected<std::chrono::milliseconds> parse_duration(std::string_view text) {
     auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), value);
     if (ec == std::errc::result_out_of_range) return fail("the number is too large");
     if (ec != std::errc() || end == rest.data()) return fail("expected a number");
-    if (value < 0) return fail("it is negative");
+    if (value < 0) return fail("it must not be negative");
     rest.remove_prefix(static_cast<std::size_t>(end - rest.data()));
     const Unit* unit = nullptr;
     for (const auto& u : units) {

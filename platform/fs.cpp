@@ -1,4 +1,5 @@
 #include "platform/fs.hpp"
+#include "platform/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,29 +10,8 @@
 
 namespace eddy::fs {
 
-namespace {
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-}  // namespace
-
 Status sync_directory(const stdfs::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return std::unexpected(errno_error(errno, "open directory", dir.string()));
   if (::fsync(fd.get()) != 0) return std::unexpected(errno_error(errno, "fsync directory", dir.string()));
   return {};
@@ -40,7 +20,7 @@ Status sync_directory(const stdfs::path& dir) {
 Status write_file_atomic(const stdfs::path& path, std::string_view content, unsigned mode) {
   stdfs::path tmp = path;
   tmp += ".tmp";
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (fd.get() < 0) return std::unexpected(errno_error(errno, "create", tmp.string()));
   const char* data = content.data();
   std::size_t left = content.size();
@@ -70,7 +50,7 @@ Status write_file_atomic(const stdfs::path& path, std::string_view content, unsi
 }
 
 Expected<std::string> read_file(const stdfs::path& path, std::size_t max_bytes) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return std::unexpected(errno_error(errno, "open", path.string()));
   std::string out;
   char buf[65536];

@@ -9,6 +9,8 @@
 #include <charconv>
 #include <climits>
 
+#include "platform/tls.hpp"
+
 namespace eddy::http {
 
 namespace {
@@ -331,7 +333,7 @@ Expected<std::unique_ptr<Exchange>> start(std::string_view url_text, const Reque
   auto request_text = build_request(*url, options);
   if (!request_text) return std::unexpected(request_text.error());
   auto connect_timeout = options.timeout;
-  auto transport = connect(*url, connect_timeout);
+  auto transport = connect(*url, connect_timeout, options);
   if (!transport) return std::unexpected(transport.error());
   auto exchange = std::make_unique<Exchange>(std::move(*transport), options.timeout, deadline,
                                              options.method == "HEAD");
@@ -390,12 +392,18 @@ Expected<Url> parse_url(std::string_view text) {
   return url;
 }
 
-Expected<std::unique_ptr<Transport>> connect(const Url& url, milliseconds timeout) {
-  if (url.scheme != "http")
-    return make_error(Errc::unsupported, url.scheme + " is not supported yet (" + url.host + "): use http://");
+Expected<std::unique_ptr<Transport>> connect(const Url& url, milliseconds timeout, const RequestOptions& options) {
+  if (url.scheme != "http" && url.scheme != "https")
+    return make_error(Errc::unsupported, url.scheme + " is not supported (" + url.host + "): use http:// or https://");
+  const auto deadline = Clock::now() + timeout;
   auto transport = std::make_unique<TcpTransport>();
   if (auto s = transport->connect(url.host, url.port, timeout); !s) return std::unexpected(s.error());
-  return std::unique_ptr<Transport>(std::move(transport));
+  if (url.scheme == "http") return std::unique_ptr<Transport>(std::move(transport));
+  // The handshake gets what the connect left of `timeout`.
+  auto left = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
+  tls::ClientOptions tls_options{options.ca_file, options.client_cert, options.client_key};
+  return tls::client_handshake(std::move(transport), url.host, "https://" + host_port_text(url.host, url.port),
+                               tls_options, left);
 }
 
 Expected<std::unique_ptr<ResponseReader>> open(std::string_view url, const RequestOptions& options) {

@@ -2,13 +2,15 @@
 // sockets where every operation has a deadline, and http-parser for responses. One request
 // per connection ("Connection: close"); redirects are not followed.
 //
-// Plain http:// only for now. TLS slots in behind `Transport`: connect() picks the transport
-// by the URL's scheme, and everything above it (request framing, parsing, limits) is shared.
+// https:// runs TLS (platform/tls.hpp, mbedTLS) behind `Transport`: connect() picks the
+// transport by the URL's scheme, and everything above it (request framing, parsing, limits)
+// is shared.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,6 +47,11 @@ struct RequestOptions {
   // connect and of each read (an idle timeout), so a long download keeps going while bytes flow.
   std::chrono::milliseconds timeout{10000};
   std::size_t max_body = 1 << 20;  // request() only
+  // https: the CA certificates (PEM) the server's certificate must chain to, and an optional
+  // client certificate and key (both or neither) for servers that ask for one.
+  std::filesystem::path ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  std::filesystem::path client_cert;
+  std::filesystem::path client_key;
 };
 
 // One exchange, body held in memory. Any status is a Response (a 404 is not an error here);
@@ -77,7 +84,7 @@ class ResponseReader {
 // options.timeout is the idle timeout; options.max_body is not applied here.
 Expected<std::unique_ptr<ResponseReader>> open(std::string_view url, const RequestOptions& options = {});
 
-// The byte transport under HTTP: a connected socket (later: a TLS session over one).
+// The byte transport under HTTP: a connected socket, or a TLS session over one.
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -86,10 +93,12 @@ class Transport {
   virtual Status write_all(std::string_view data, std::chrono::milliseconds timeout) = 0;
 };
 
-// Resolve and connect within `timeout` with the transport the scheme asks for (https:
-// Errc::unsupported for now). Name resolution runs getaddrinfo, whose own timeout (resolv.conf)
-// can stretch the deadline for names that are not numeric addresses.
-Expected<std::unique_ptr<Transport>> connect(const Url& url, std::chrono::milliseconds timeout);
+// Resolve and connect within `timeout` with the transport the scheme asks for; for https the
+// TLS handshake too (within the same `timeout`), with options.ca_file / client_cert / client_key
+// (tls::client_handshake tells its errors). Name resolution runs getaddrinfo, whose own
+// timeout (resolv.conf) can stretch the deadline for names that are not numeric addresses.
+Expected<std::unique_ptr<Transport>> connect(const Url& url, std::chrono::milliseconds timeout,
+                                             const RequestOptions& options = {});
 
 // Open and close a TCP connection to "host:port" ("[::1]:80" for IPv6) within `timeout`: the
 // TCP health probe. Errors: Errc::invalid_argument (bad address), Errc::network, Errc::timeout,

@@ -1,4 +1,5 @@
 #include "platform/systemd.hpp"
+#include "platform/unique_fd.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -14,20 +15,6 @@
 namespace eddy::systemd {
 
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::optional<std::uint64_t> env_number(const char* name) {
   const char* value = std::getenv(name);
@@ -58,7 +45,7 @@ Status notify(std::string_view state) {
   // Abstract names are not NUL-terminated: the length counts exactly the name's bytes.
   auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (path[0] == '@' ? 0 : 1));
 
-  Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return std::unexpected(errno_error(errno, "create notify socket for", path));
   ssize_t sent;
   do {

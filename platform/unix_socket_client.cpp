@@ -1,4 +1,5 @@
 #include "platform/unix_socket_client.hpp"
+#include "platform/unique_fd.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -11,20 +12,6 @@
 namespace eddy {
 
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 using Clock = std::chrono::steady_clock;
 
@@ -59,7 +46,7 @@ Expected<std::string> unix_socket_request(const std::filesystem::path& path, std
     return make_error(Errc::invalid_argument, "socket path " + where + " is too long for a Unix socket");
   std::memcpy(address.sun_path, where.data(), where.size());
 
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return std::unexpected(errno_error(errno, "create socket for", where));
   int rc;
   do {

@@ -175,7 +175,7 @@ TEST(Config, WrongTypes) {
   expect_error("device: {id: d, labels: [a, b]}\nsource: {url: file:///f, allowed_signers: /a}\n", 1,
                "device.labels must be a mapping");
   expect_error("device: {id: d}\nsource: {url: file:///f, allowed_signers: /a, interval: 60}\n", 2,
-               "invalid duration `60`");
+               "bad duration `60`");
   expect_error("device: {id: d}\nsource: [a]\n", 2, "`source` must be a mapping");
   expect_error("- a\n- b\n", 1, "the configuration must be a mapping");
   expect_error(minimal("log_level: verbose\n"), 5, "unknown log_level `verbose`");

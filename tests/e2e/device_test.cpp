@@ -200,6 +200,23 @@ TEST_F(DeviceTest, StatusAndHistoryAnswerWhileIdle) {
   EXPECT_NE(human.output.find("1.0.0"), std::string::npos) << human.output;
 }
 
+TEST_F(DeviceTest, StepsArePacedByTimeWithoutAHub) {
+  // steps [1, 100] with a 3 s bake: this device's place in line (73.4 for "test-device" and
+  // "sensor-app") is outside the first step, so it waits until the second step opens 3 s
+  // after the commit, and eddyd polls again right then by itself (the interval is 1 h).
+  auto v1 = bundle("1.0.0");
+  fleet_->add_bundle("sensor-app", v1);
+  fleet_->add_release("sensor-app", v1);
+  fleet_->set_rollout("sensor-app", "1.0.0", "[1, 100]\n  bake: 3s");
+  fleet_->repo().commit("sensor-app 1.0.0 in two steps");
+  device_->start();
+  auto r = device_->eddy({"check"});
+  EXPECT_EQ(r.json.value("outcome", ""), "not-admitted") << r.output << device_->log();
+  EXPECT_FALSE(device_->current_version("sensor-app").has_value());
+  EXPECT_TRUE(wait_until([&] { return device_->current_version("sensor-app") == "1.0.0"; }, std::chrono::seconds(30)))
+      << device_->log();
+}
+
 TEST_F(DeviceTest, PollThatFindsNothingNewVerifiesNothingAgain) {
   install_v1();
   auto count = [&] {

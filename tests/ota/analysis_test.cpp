@@ -13,9 +13,7 @@ namespace {
 using eddy::testing::RawHttpServer;
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using eddy::testing::contains;
 
 // A health endpoint whose n-th request (1-based) fails when fails(n) says so.
 class ScriptedHealth {

@@ -9,9 +9,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using eddy::testing::contains;
 
 const std::map<std::string, std::string> env = {
     {"EDDY_TARGET", "sensor-app"}, {"EDDY_VERSION", "1.4.2"}, {"EDDY_PREVIOUS_VERSION", "1.4.1"}};

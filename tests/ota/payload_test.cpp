@@ -11,9 +11,7 @@ namespace {
 using eddy::testing::RawHttpServer;
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using eddy::testing::contains;
 
 // The digest as the real tool computes it, so the test does not trust the code under test.
 std::string sha256_of(const std::string& data) {

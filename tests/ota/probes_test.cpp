@@ -16,9 +16,7 @@ namespace {
 using eddy::testing::RawHttpServer;
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using eddy::testing::contains;
 
 Probe http_probe(std::string url, int status = 200, std::string body = "", std::chrono::milliseconds timeout = 2s) {
   return Probe{"health", HttpProbe{std::move(url), status, std::move(body), timeout}};

@@ -67,11 +67,11 @@ void Fleet::add_release(const std::string& target, const AppBundle& bundle, cons
   } else {
     yaml +=
         "  analysis:\n"
-        // Python's http.server may need a few hundred ms to come up on a busy CI machine:
-        // two failed checks are tolerated, a third rolls back.
+        // Python's http.server may need most of a second to come up on a busy CI machine:
+        // three failed checks are tolerated, a fourth rolls back.
         "    interval: 300ms\n"
-        "    iterations: 4\n"
-        "    threshold: 2\n"
+        "    iterations: 5\n"
+        "    threshold: 3\n"
         "    probes:\n"
         "      - {name: health, http: {url: \"http://127.0.0.1:" + std::to_string(bundle.port) +
         "/healthz\", status: 200, timeout: 1s}}\n";

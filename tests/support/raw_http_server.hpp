@@ -28,7 +28,10 @@ class RawHttpServer {
  public:
   class Connection {
    public:
-    Connection(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
+    // on_request: called with the request as soon as read_request() has it whole, before the
+    // handler answers, so a test that got its answer also sees the request recorded.
+    Connection(int fd, int stop_fd, std::function<void(const std::string&)> on_request = {})
+        : fd_(fd), stop_fd_(stop_fd), on_request_(std::move(on_request)) {}
     // The request head (through the blank line) and its Content-Length body, as received.
     const std::string& request() const { return request_; }
     // Write everything; false when the client went away.
@@ -66,8 +69,11 @@ class RawHttpServer {
         if (n <= 0) return false;
         request_.append(buf, static_cast<std::size_t>(n));
       }
+      if (on_request_) on_request_(request_);
+      recorded_ = true;
       return true;
     }
+    bool recorded() const { return recorded_; }
 
    private:
     bool wait_readable() {
@@ -80,6 +86,8 @@ class RawHttpServer {
     }
     int fd_;
     int stop_fd_;
+    std::function<void(const std::string&)> on_request_;
+    bool recorded_ = false;
     std::string request_;
   };
 
@@ -153,10 +161,13 @@ class RawHttpServer {
       std::lock_guard lock(mutex_);
       open_fds_.insert(fd);
       workers_.emplace_back([this, fd] {
-        Connection connection(fd, stop_pipe_[0]);
+        Connection connection(fd, stop_pipe_[0], [this](const std::string& request) {
+          std::lock_guard record(mutex_);
+          requests_.push_back(request);
+        });
         handler_(connection);
         std::lock_guard inner(mutex_);
-        requests_.push_back(connection.request());
+        if (!connection.recorded()) requests_.push_back(connection.request());
         open_fds_.erase(fd);
         ::close(fd);
       });

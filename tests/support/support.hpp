@@ -44,6 +44,10 @@ std::string run_ok(const std::vector<std::string>& argv, const stdfs::path& cwd 
 // Run a shell snippet with /bin/sh -c.
 CommandResult sh(const std::string& script, const stdfs::path& cwd = {});
 
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
 void write_file(const stdfs::path& path, const std::string& content);
 std::string read_file(const stdfs::path& path);
 
