@@ -1,4 +1,5 @@
 #include "ota/payload.hpp"
+#include "platform/hex.hpp"
 
 #include <mbedtls/sha256.h>
 
@@ -11,17 +12,6 @@
 namespace eddy::ota {
 
 namespace {
-
-std::string to_hex(const unsigned char* bytes, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += digits[bytes[i] >> 4];
-    out += digits[bytes[i] & 0x0f];
-  }
-  return out;
-}
 
 bool is_sha256_hex(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c); });

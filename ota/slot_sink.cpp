@@ -1,4 +1,5 @@
 #include "ota/slot_sink.hpp"
+#include "platform/hex.hpp"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -25,17 +26,6 @@ namespace eddy::ota {
 namespace stdfs = std::filesystem;
 
 namespace detail {
-
-std::string to_hex(const unsigned char* bytes, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += digits[bytes[i] >> 4];
-    out += digits[bytes[i] & 0x0f];
-  }
-  return out;
-}
 
 std::string lowercase(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -18,7 +18,6 @@ namespace eddy::ota::detail {
 // Writes go to the slot in chunks of this size, at offsets that are multiples of it.
 inline constexpr std::size_t write_chunk = 4u << 20;
 
-std::string to_hex(const unsigned char* bytes, std::size_t size);
 std::string lowercase(std::string s);
 std::string mib_text(std::uint64_t bytes);
 
