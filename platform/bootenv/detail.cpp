@@ -91,4 +91,23 @@ Order parse_order(std::string_view value, const Bootnames& names) {
   return order;
 }
 
+std::optional<Slot> pending_trial(const Order& order) {
+  if (order.slots.size() == 2) return order.slots.front();
+  return std::nullopt;
+}
+
+Status check_trial_allowed(const Order& order, std::string_view order_text, Slot slot, std::string_view where,
+                           std::string_view order_var) {
+  Slot fallback = other(slot);
+  if (order.slots.size() == 1 && order.slots.front() == slot)
+    return make_error(Errc::conflict, std::string(where) + ": slot " + std::string(slot_name(slot)) +
+                                          " is the committed slot, not a trial");
+  if (!order.contains(fallback))
+    return make_error(Errc::conflict, std::string(where) + ": cannot arm a trial of slot " +
+                                          std::string(slot_name(slot)) + ": slot " + std::string(slot_name(fallback)) +
+                                          " is not in " + std::string(order_var) + "=" + std::string(order_text) +
+                                          ", so there would be nothing to fall back to");
+  return {};
+}
+
 }  // namespace eddy::bootenv::detail

@@ -47,4 +47,12 @@ struct Order {
 };
 Order parse_order(std::string_view value, const Bootnames& names);
 
+// Order-based schemes (RAUC's, U-Boot and GRUB alike): two slots in the order list mean a
+// trial of the first is armed; one means committed.
+std::optional<Slot> pending_trial(const Order& order);
+// Arming a trial of `slot` needs the other slot in the order list to fall back to, and `slot`
+// must not be the committed one. `where` names the environment, `order_var` the variable.
+Status check_trial_allowed(const Order& order, std::string_view order_text, Slot slot, std::string_view where,
+                           std::string_view order_var);
+
 }  // namespace eddy::bootenv::detail

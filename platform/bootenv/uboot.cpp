@@ -168,22 +168,15 @@ class UbootRauc final : public Bootloader {
   Expected<std::optional<Slot>> trial_pending() override {
     auto s = load();
     if (!s) return std::unexpected(s.error());
-    if (s->order.slots.size() == 2) return std::optional<Slot>(s->order.slots.front());
-    return std::optional<Slot>();
+    return detail::pending_trial(s->order);
   }
 
   Status set_trial(Slot slot) override {
     auto s = load();
     if (!s) return std::unexpected(s.error());
     Slot fallback = other(slot);
-    if (s->order.slots.size() == 1 && s->order.slots.front() == slot)
-      return make_error(Errc::conflict, env_.describe() + ": slot " + std::string(slot_name(slot)) +
-                                            " is the committed slot, not a trial");
-    if (!s->order.contains(fallback))
-      return make_error(Errc::conflict, env_.describe() + ": cannot arm a trial of slot " +
-                                            std::string(slot_name(slot)) + ": slot " +
-                                            std::string(slot_name(fallback)) + " is not in " + vars_.at("order") + "=" +
-                                            s->order_text + ", so there would be nothing to fall back to");
+    if (auto st = detail::check_trial_allowed(s->order, s->order_text, slot, env_.describe(), vars_.at("order")); !st)
+      return st;
     return env_.write({{vars_.at("order"), s->order.with(slot, fallback, names_)},
                        {left_name(slot), hex(trial_attempts_)},
                        {left_name(fallback), hex(committed_attempts_)}});
