@@ -400,20 +400,20 @@ class Unpacker {
   bool stays_inside(const std::string& rel) const {
     auto link_parts = split_path(rel);
     std::vector<std::string> where(link_parts.begin(), link_parts.end() - 1);
-    std::deque<std::string> todo;
+    std::deque<std::string> unresolved;
     int hops = 0;
     auto expand = [&](const std::string& path) -> bool {
       char buf[PATH_MAX];
       ssize_t n = ::readlinkat(root_fd_.get(), path.c_str(), buf, sizeof buf - 1);
       if (n <= 0 || buf[0] == '/') return false;
       auto target = split_path(std::string_view(buf, static_cast<std::size_t>(n)));
-      todo.insert(todo.begin(), target.begin(), target.end());
+      unresolved.insert(unresolved.begin(), target.begin(), target.end());
       return ++hops <= kMaxLinkHops;
     };
     if (!expand(rel)) return false;
-    while (!todo.empty()) {
-      std::string part = std::move(todo.front());
-      todo.pop_front();
+    while (!unresolved.empty()) {
+      std::string part = std::move(unresolved.front());
+      unresolved.pop_front();
       if (part == "..") {
         if (where.empty()) return false;
         where.pop_back();
