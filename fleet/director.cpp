@@ -1,6 +1,7 @@
 #include "fleet/director.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <set>
 #include <unordered_map>
@@ -36,6 +37,11 @@ std::string percent_text(double percent) {
   while (s.back() == '0') s.pop_back();
   if (s.back() == '.') s.pop_back();
   return s;
+}
+
+nlohmann::json percent_json(double percent) {
+  if (percent == std::floor(percent) && std::abs(percent) < 1e15) return static_cast<std::int64_t>(percent);
+  return percent;
 }
 
 std::string_view command_name(Command command) {
