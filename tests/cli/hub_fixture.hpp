@@ -1,0 +1,138 @@
+// A real eddy-hub process following a signed fleet repository, and devices played over the
+// hub's device API (sync and reports, as eddyd sends them): what the `eddy rollout|fleet` and
+// web view tests drive.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/fleet.hpp"
+#include "tests/support/support.hpp"
+
+namespace eddy::testing {
+
+class HubCliFixture : public ::testing::Test {
+ protected:
+  static inline const std::string operator_token = "operator-token-alice-0123456789";
+  static std::string device_token(const std::string& id) { return "device-token-" + id + "-0123456789"; }
+
+  // Publish app-<version> and rollouts/app.yaml naming it (`spec` holds the rollout's spec
+  // lines after `release:` and the selector site=berlin) as one signed commit.
+  std::string publish(const std::string& version, const std::string& spec) {
+    AppBundle bundle{version, true, 1, {}};
+    fleet_.add_bundle("app", bundle);
+    fleet_.add_release("app", bundle);
+    fleet_.repo().write("rollouts/app.yaml", "apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: app}\nspec:\n"
+                                             "  release: app-" + version +
+                                                 "\n  selector: {matchLabels: {site: berlin}}\n" + spec);
+    return fleet_.repo().commit("app " + version);
+  }
+
+  // Start eddy-hub (config `extra` appended) and wait until it serves rollout `app` of `release`.
+  void start_hub(const std::string& release, const std::string& extra = {}) {
+    hub_ = std::make_unique<HubProcess>(dir_ / "hub", fleet_.repo().url(), fleet_.allowed_signers());
+    std::map<std::string, std::string> tokens;
+    for (const auto& id : devices_) tokens[id] = device_token(id);
+    hub_->set_device_tokens(tokens);
+    hub_->set_operator_tokens({{"alice", operator_token}});
+    hub_->write_config(extra);
+    if (!ca_file_.empty()) hub_->set_ca_file(ca_file_);
+    hub_->start();
+    wait_for_release(release);
+  }
+
+  void wait_for_release(const std::string& release) {
+    ASSERT_TRUE(wait_until([&] { return rollout().value("release", "") == release; }))
+        << "the hub does not serve rollout app of " << release << "; it has " << rollout().dump() << "\nlog:\n"
+        << hub_->log();
+  }
+
+  // GET /v1/rollouts/app as the operator (an empty object when it fails).
+  nlohmann::json rollout() const {
+    auto reply = hub_->request("GET", "/v1/rollouts/app", operator_token);
+    return reply.status == 200 && reply.body.is_object() ? reply.body : nlohmann::json::object();
+  }
+
+  // POST /v1/devices/<id>/sync with labels and, when `state` is given, app-<version> installed
+  // in that state. Returns the hub's gate for rollout `app` (null when there is none).
+  nlohmann::json sync(const std::string& id, const std::map<std::string, std::string>& labels,
+                      const std::string& version = {}, const std::string& state = {}) const {
+    nlohmann::json body{{"labels", labels}, {"commit", ""}, {"targets", nlohmann::json::object()}};
+    if (!version.empty())
+      body["targets"]["app"] = {{"version", version}, {"release", "app-" + version}, {"state", state}};
+    auto reply = hub_->request("POST", "/v1/devices/" + id + "/sync", device_token(id), body);
+    EXPECT_EQ(reply.status, 200) << reply.text;
+    if (reply.status != 200 || !reply.body.contains("rollouts") || !reply.body["rollouts"].contains("app"))
+      return nullptr;
+    return reply.body["rollouts"]["app"];
+  }
+
+  // A report that the device's update of app-<version> ended with `outcome`.
+  void report_outcome(const std::string& id, const std::string& version, std::int64_t generation,
+                      const std::string& outcome) {
+    nlohmann::json report{{"id", id + ":" + std::to_string(++report_sequence_)},
+                          {"time", 1764151200},
+                          {"kind", "transition"},
+                          {"target", "app"},
+                          {"rollout", "app"},
+                          {"release", "app-" + version},
+                          {"version", version},
+                          {"generation", generation},
+                          {"from", "probing"},
+                          {"to", outcome},
+                          {"outcome", outcome},
+                          {"message", "test device " + id}};
+    auto reply = hub_->request("POST", "/v1/devices/" + id + "/reports", device_token(id),
+                               nlohmann::json{{"reports", {report}}});
+    EXPECT_EQ(reply.status, 200) << reply.text;
+  }
+
+  // Every device syncs; the admitted ones run app-<version> with `outcome` (committed: they
+  // sync it as installed; rolled-back: they report the outcome). Returns how many are admitted.
+  int play_devices(const std::string& version, const std::string& outcome) {
+    int admitted = 0;
+    for (const auto& id : devices_) {
+      auto gate = sync(id, {{"site", "berlin"}});
+      if (!gate.is_object() || !gate.value("admitted", false) || gate.value("release", "") != "app-" + version) continue;
+      ++admitted;
+      if (outcome == "committed") sync(id, {{"site", "berlin"}}, version, "committed");
+      else report_outcome(id, version, gate.value("generation", 0), outcome);
+    }
+    return admitted;
+  }
+
+  // `eddy ARGS` with the hub and the operator token in the environment, and nothing from the
+  // user's own (HOME and XDG_CONFIG_HOME point into the test's folder).
+  CommandResult eddy(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const {
+    args.insert(args.begin(), eddy_path().string());
+    std::map<std::string, std::string> base{{"EDDY_HUB", hub_ ? hub_->url() : std::string()},
+                                            {"EDDY_TOKEN", operator_token},
+                                            {"EDDY_TOKEN_FILE", ""},
+                                            {"EDDY_CA_FILE", ""},
+                                            {"HOME", (dir_ / "home").string()},
+                                            {"XDG_CONFIG_HOME", (dir_ / "home" / "config").string()},
+                                            {"TZ", "UTC"}};
+    for (auto& [k, v] : env) base[k] = v;
+    return run(args, {}, base);
+  }
+
+  static nlohmann::json parse(const CommandResult& result) {
+    auto value = nlohmann::json::parse(result.output, nullptr, false);
+    EXPECT_FALSE(value.is_discarded()) << "not JSON: " << result.output;
+    return value;
+  }
+
+  TempDir dir_;
+  Fleet fleet_{dir_ / "fleet"};
+  std::vector<std::string> devices_{"pi-1", "pi-2", "pi-3", "pi-4"};
+  std::filesystem::path ca_file_;
+  std::unique_ptr<HubProcess> hub_;
+  int report_sequence_ = 0;
+};
+
+}  // namespace eddy::testing
