@@ -64,11 +64,21 @@ std::string verdict_line(const json& rollout, std::int64_t now) {
   std::string out = text(verdict, "decision");
   auto value = real(verdict, "value");
   auto threshold = real(verdict, "threshold");
-  auto max_rate = real(rollout, "max_failure_rate");
   if (value && threshold) {
-    // The failure-rate gate is the common case: its numbers read best as percentages.
-    if (max_rate && std::fabs(*threshold - *max_rate) < 1e-12)
+    // The hub's gates: the failure rate against maxFailureRate, the time baked against the
+    // bake time, the verdicts against the devices needed; their numbers read best in their units.
+    auto same = [&](const char* key) {
+      auto limit = real(rollout, key);
+      return limit && std::fabs(*threshold - *limit) < 1e-9;
+    };
+    const auto needed = std::min(count(rollout, "min_devices"), count(rollout, "admitted"));
+    if (same("max_failure_rate"))
       out += ": failure rate " + percent_of_fraction(*value) + " (at most " + percent_of_fraction(*threshold) + ")";
+    else if (same("bake_seconds"))
+      out += ": baked " + duration_words(static_cast<std::int64_t>(*value)) + " of " +
+             duration_words(static_cast<std::int64_t>(*threshold));
+    else if (*threshold == static_cast<double>(needed) && needed > 0)
+      out += ": " + number_text(*value) + " of " + number_text(*threshold) + " verdicts needed";
     else
       out += ": value " + number_text(*value) + " (threshold " + number_text(*threshold) + ")";
   }

@@ -21,15 +21,19 @@ class HubCliFixture : public ::testing::Test {
   static inline const std::string operator_token = "operator-token-alice-0123456789";
   static std::string device_token(const std::string& id) { return "device-token-" + id + "-0123456789"; }
 
-  // Publish app-<version> and rollouts/app.yaml naming it (`spec` holds the rollout's spec
-  // lines after `release:` and the selector site=berlin) as one signed commit.
-  std::string publish(const std::string& version, const std::string& spec) {
+  // Write <target>-<version> and rollouts/<target>.yaml naming it (`spec` holds the rollout's
+  // spec lines after `release:` and the selector site=berlin); commit() signs them.
+  void add_rollout(const std::string& version, const std::string& spec, const std::string& target = "app") {
     AppBundle bundle{version, true, 1, {}};
-    fleet_.add_bundle("app", bundle);
-    fleet_.add_release("app", bundle);
-    fleet_.repo().write("rollouts/app.yaml", "apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: app}\nspec:\n"
-                                             "  release: app-" + version +
-                                                 "\n  selector: {matchLabels: {site: berlin}}\n" + spec);
+    fleet_.add_bundle(target, bundle);
+    fleet_.add_release(target, bundle);
+    fleet_.repo().write("rollouts/" + target + ".yaml",
+                        "apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: " + target + "}\nspec:\n  release: " +
+                            target + "-" + version + "\n  selector: {matchLabels: {site: berlin}}\n" + spec);
+  }
+  // add_rollout of app and a signed commit.
+  std::string publish(const std::string& version, const std::string& spec) {
+    add_rollout(version, spec);
     return fleet_.repo().commit("app " + version);
   }
 
@@ -52,35 +56,36 @@ class HubCliFixture : public ::testing::Test {
         << hub_->log();
   }
 
-  // GET /v1/rollouts/app as the operator (an empty object when it fails).
-  nlohmann::json rollout() const {
-    auto reply = hub_->request("GET", "/v1/rollouts/app", operator_token);
+  // GET /v1/rollouts/<name> as the operator (an empty object when it fails).
+  nlohmann::json rollout(const std::string& name = "app") const {
+    auto reply = hub_->request("GET", "/v1/rollouts/" + name, operator_token);
     return reply.status == 200 && reply.body.is_object() ? reply.body : nlohmann::json::object();
   }
 
-  // POST /v1/devices/<id>/sync with labels and, when `state` is given, app-<version> installed
-  // in that state. Returns the hub's gate for rollout `app` (null when there is none).
+  // POST /v1/devices/<id>/sync with labels and, when `version` is given, <target>-<version>
+  // installed in `state`. Returns the hub's gate for rollout <target> (null when there is none).
   nlohmann::json sync(const std::string& id, const std::map<std::string, std::string>& labels,
-                      const std::string& version = {}, const std::string& state = {}) const {
+                      const std::string& version = {}, const std::string& state = {},
+                      const std::string& target = "app") const {
     nlohmann::json body{{"labels", labels}, {"commit", ""}, {"targets", nlohmann::json::object()}};
     if (!version.empty())
-      body["targets"]["app"] = {{"version", version}, {"release", "app-" + version}, {"state", state}};
+      body["targets"][target] = {{"version", version}, {"release", target + "-" + version}, {"state", state}};
     auto reply = hub_->request("POST", "/v1/devices/" + id + "/sync", device_token(id), body);
     EXPECT_EQ(reply.status, 200) << reply.text;
-    if (reply.status != 200 || !reply.body.contains("rollouts") || !reply.body["rollouts"].contains("app"))
+    if (reply.status != 200 || !reply.body.contains("rollouts") || !reply.body["rollouts"].contains(target))
       return nullptr;
-    return reply.body["rollouts"]["app"];
+    return reply.body["rollouts"][target];
   }
 
-  // A report that the device's update of app-<version> ended with `outcome`.
+  // A report that the device's update of <target>-<version> ended with `outcome`.
   void report_outcome(const std::string& id, const std::string& version, std::int64_t generation,
-                      const std::string& outcome) {
+                      const std::string& outcome, const std::string& target = "app") {
     nlohmann::json report{{"id", id + ":" + std::to_string(++report_sequence_)},
                           {"time", 1764151200},
                           {"kind", "transition"},
-                          {"target", "app"},
-                          {"rollout", "app"},
-                          {"release", "app-" + version},
+                          {"target", target},
+                          {"rollout", target},
+                          {"release", target + "-" + version},
                           {"version", version},
                           {"generation", generation},
                           {"from", "probing"},

@@ -101,11 +101,19 @@ TEST_F(RolloutFormatTest, HaltedRolloutShoutsAndCountsFailures) {
   EXPECT_TRUE(eddy::cli::rollout_settled(rollout));
 }
 
-TEST_F(RolloutFormatTest, VerdictWithAnotherThresholdShowsPlainNumbers) {
+TEST_F(RolloutFormatTest, VerdictsReadInTheirGatesUnits) {
   auto rollout = sample();
-  rollout["last_verdict"] = {{"decision", "wait"}, {"value", 1}, {"threshold", 3}, {"message", "1 of 3 verdicts"}};
+  rollout["last_verdict"] = {{"decision", "wait"}, {"value", 180}, {"threshold", 600}, {"message", "bake time: 420 s left"}};
   auto out = format_rollout(rollout, t0);
-  EXPECT_NE(out.find("wait: value 1 (threshold 3): 1 of 3 verdicts"), std::string::npos) << out;
+  EXPECT_NE(out.find("wait: baked 3m of 10m: bake time: 420 s left"), std::string::npos) << out;
+
+  rollout["last_verdict"] = {{"decision", "wait"}, {"value", 1}, {"threshold", 2}, {"message", "1 of 2 devices"}};
+  out = format_rollout(rollout, t0);  // min(minDevices 3, 2 admitted) = 2 needed
+  EXPECT_NE(out.find("wait: 1 of 2 verdicts needed: 1 of 2 devices"), std::string::npos) << out;
+
+  rollout["last_verdict"] = {{"decision", "wait"}, {"value", 0}, {"threshold", 7}, {"message", "something new"}};
+  out = format_rollout(rollout, t0);
+  EXPECT_NE(out.find("wait: value 0 (threshold 7): something new"), std::string::npos) << out;
 }
 
 TEST_F(RolloutFormatTest, CompleteRolloutHasNoCurrentStepMark) {
