@@ -165,6 +165,8 @@ pid_t spawn_service(const std::vector<std::string>& args, const std::map<std::st
         break;
       }
   }
+  // Made before the fork: the child may only call async-signal-safe functions.
+  const std::string exec_failed = "cannot execute " + exe + " (is it built?)\n";
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -175,6 +177,7 @@ pid_t spawn_service(const std::vector<std::string>& args, const std::map<std::st
     ::dup2(log_fd, 2);
     if (::chdir(cwd.c_str()) != 0) ::_exit(126);
     ::execve(exe.c_str(), argv.data(), envp.data());
+    [[maybe_unused]] auto written = ::write(2, exec_failed.data(), exec_failed.size());
     ::_exit(127);
   }
   ::close(log_fd);
