@@ -10,7 +10,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "platform/http_client.hpp"
 #include "platform/process.hpp"
 
 extern char** environ;
@@ -135,14 +134,10 @@ void Device::write_config(const std::string& extra) {
   write_file(config_, yaml);
 }
 
-namespace {
-
-// Start `command` (through the emulator in cross builds tested under qemu-user) in a session of
-// its own, like a service, with stdout and stderr appended to `log` and `cwd` as its folder.
-pid_t spawn_service(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                    const stdfs::path& log, const stdfs::path& cwd) {
-  int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) throw std::runtime_error("cannot open " + log.string());
+void Device::start(const std::map<std::string, std::string>& env, bool wait_ready) {
+  if (!stdfs::exists(config_)) write_config();
+  int log_fd = ::open((dir_ / "eddyd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) throw std::runtime_error("cannot open eddyd.log");
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
@@ -151,7 +146,7 @@ pid_t spawn_service(const std::vector<std::string>& args, const std::map<std::st
   envp.push_back(nullptr);
   // Through the emulator in cross builds tested under qemu-user (argv[0] is then qemu).
   std::vector<std::string> command = emulator();
-  command.insert(command.end(), args.begin(), args.end());
+  command.insert(command.end(), {eddyd_path().string(), "--config", config_.string()});
   std::vector<char*> argv;
   for (auto& word : command) argv.push_back(word.data());
   argv.push_back(nullptr);
@@ -165,41 +160,19 @@ pid_t spawn_service(const std::vector<std::string>& args, const std::map<std::st
         break;
       }
   }
-  // Made before the fork: the child may only call async-signal-safe functions.
-  const std::string exec_failed = "cannot execute " + exe + " (is it built?)\n";
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    // Its own session, like a service: everything it starts shares the session, so a
-    // simulated power cut can take all of it down at once (Device::kill_session).
+    // Its own session, like a service: everything eddyd starts shares the session, so a
+    // simulated power cut can take all of it down at once (kill_session).
     ::setsid();
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
-    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
+    ::chdir(dir_.c_str());
     ::execve(exe.c_str(), argv.data(), envp.data());
-    [[maybe_unused]] auto written = ::write(2, exec_failed.data(), exec_failed.size());
     ::_exit(127);
   }
   ::close(log_fd);
-  return pid;
-}
-
-// Wait up to `timeout` for `pid` to exit: its raw wait status, or nullopt.
-std::optional<int> wait_for_exit(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status;
-    if (::waitpid(pid, &status, WNOHANG) == pid) return status;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-void Device::start(const std::map<std::string, std::string>& env, bool wait_ready) {
-  if (!stdfs::exists(config_)) write_config();
-  pid_t pid = spawn_service({eddyd_path().string(), "--config", config_.string()}, env, dir_ / "eddyd.log", dir_);
   pid_ = pid;
   session_ = pid;
   if (!wait_ready) return;
@@ -239,9 +212,16 @@ void Device::kill_session() {
 }
 
 std::optional<int> Device::wait_exit(std::chrono::milliseconds timeout) {
-  auto status = wait_for_exit(pid_, timeout);
-  if (status) pid_ = -1;
-  return status;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
 }
 
 void Device::stop() {
@@ -290,104 +270,6 @@ std::optional<std::string> Device::current_version(const std::string& app) const
     if (t.value("name", "") == app && t.contains("current_version") && t["current_version"].is_string())
       return t["current_version"].get<std::string>();
   return std::nullopt;
-}
-
-HubProcess::HubProcess(const stdfs::path& dir, const std::string& source_url, const stdfs::path& allowed_signers)
-    : dir_(dir), config_(dir / "hub.yaml"), source_url_(source_url), allowed_signers_(allowed_signers) {
-  stdfs::create_directories(dir_);
-  set_device_tokens({});
-  set_operator_tokens({});
-}
-
-HubProcess::~HubProcess() {
-  if (pid_ > 0) stop();
-}
-
-void HubProcess::set_device_tokens(const std::map<std::string, std::string>& tokens) {
-  std::string text = "# <device-id> <token>\n";
-  for (const auto& [id, token] : tokens) text += id + " " + token + "\n";
-  write_file(dir_ / "device-tokens", text);
-}
-
-void HubProcess::set_operator_tokens(const std::map<std::string, std::string>& tokens) {
-  std::string text = "# <name> <token>\n";
-  for (const auto& [name, token] : tokens) text += name + " " + token + "\n";
-  write_file(dir_ / "operator-tokens", text);
-}
-
-void HubProcess::write_config(const std::string& extra, const std::string& tick, const std::string& source_interval) {
-  write_file(config_, "listen: \"127.0.0.1:0\"\n"
-                      "source:\n  url: " + source_url_ + "\n  branch: main\n  interval: " + source_interval +
-                      "\n  allowed_signers: " + allowed_signers_.string() + "\n"
-                      "data_dir: " + data_dir().string() + "\n"
-                      "devices: {tokens: " + (dir_ / "device-tokens").string() + "}\n"
-                      "operators: {tokens: " + (dir_ / "operator-tokens").string() + "}\n"
-                      "tick: " + tick + "\n" + extra);
-}
-
-void HubProcess::start() {
-  if (!stdfs::exists(config_)) write_config();
-  std::error_code ec;
-  stdfs::remove(data_dir() / "url", ec);  // the previous run's
-  pid_ = spawn_service({eddy_hub_path().string(), "--config", config_.string()}, {}, dir_ / "eddy-hub.log", dir_);
-  bool ready = wait_until(
-      [&] {
-        int status;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-          pid_ = -1;
-          return true;
-        }
-        return stdfs::exists(data_dir() / "url") && request("GET", "/metrics").status == 200;
-      },
-      std::chrono::seconds(30));
-  if (!ready || pid_ < 0) throw std::runtime_error("eddy-hub did not start listening; log:\n" + log());
-}
-
-void HubProcess::stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  if (!wait_for_exit(pid_, std::chrono::seconds(30))) {
-    ::kill(pid_, SIGKILL);
-    int status;
-    ::waitpid(pid_, &status, 0);
-  }
-  pid_ = -1;
-}
-
-std::string HubProcess::url() const {
-  try {
-    auto text = read_file(data_dir() / "url");
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    return text;
-  } catch (...) {
-    return {};
-  }
-}
-
-std::string HubProcess::log() const {
-  try {
-    return read_file(dir_ / "eddy-hub.log");
-  } catch (...) {
-    return {};
-  }
-}
-
-HubProcess::Reply HubProcess::request(const std::string& method, const std::string& path, const std::string& token,
-                                      const nlohmann::json& body) const {
-  http::RequestOptions options;
-  options.method = method;
-  if (!token.empty()) options.headers["Authorization"] = "Bearer " + token;
-  if (!body.is_null()) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = body.dump();
-  }
-  if (!ca_file_.empty()) options.ca_file = ca_file_;
-  options.timeout = std::chrono::seconds(20);
-  auto base = url();
-  if (base.empty()) return {};
-  auto response = http::request(base + path, options);
-  if (!response) return {};
-  return Reply{response->status, nlohmann::json::parse(response->body, nullptr, false), response->body};
 }
 
 std::optional<std::string> http_get(int port, const std::string& path) {

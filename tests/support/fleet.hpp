@@ -102,51 +102,6 @@ class Device {
   pid_t session_ = -1;
 };
 
-// A real eddy-hub process following a fleet repository on `listen: 127.0.0.1:0` (the OS picks
-// the port; url() reads <data_dir>/url, which the hub writes once it listens), with its own
-// token files. Its log is <dir>/eddy-hub.log.
-class HubProcess {
- public:
-  HubProcess(const stdfs::path& dir, const std::string& source_url, const stdfs::path& allowed_signers);
-  ~HubProcess();
-  HubProcess(const HubProcess&) = delete;
-  HubProcess& operator=(const HubProcess&) = delete;
-
-  // devices.tokens ("<device-id> <token>" lines) and operators.tokens ("<name> <token>").
-  void set_device_tokens(const std::map<std::string, std::string>& tokens);
-  void set_operator_tokens(const std::map<std::string, std::string>& tokens);
-  // hub.yaml: source.interval 200ms and tick 100ms unless `extra` (YAML appended, such as
-  // "tls: {...}") says otherwise.
-  void write_config(const std::string& extra = {}, const std::string& tick = "100ms",
-                    const std::string& source_interval = "200ms");
-  // Start eddy-hub (writing the configuration first if there is none) and wait until it listens.
-  void start();
-  void stop();  // SIGTERM and wait
-  bool running() const { return pid_ > 0; }
-  std::string url() const;  // "http://127.0.0.1:PORT" (https with tls)
-  std::string log() const;
-  const stdfs::path& dir() const { return dir_; }
-  stdfs::path data_dir() const { return dir_ / "hub-data"; }
-  // The CA that request() trusts for an https hub.
-  void set_ca_file(const stdfs::path& ca_file) { ca_file_ = ca_file; }
-
-  struct Reply {
-    int status = 0;            // 0: the hub could not be reached
-    nlohmann::json body;       // discarded when not JSON
-    std::string text;
-  };
-  // One request to the hub; `token` goes into "Authorization: Bearer" when not empty.
-  Reply request(const std::string& method, const std::string& path, const std::string& token = {},
-                const nlohmann::json& body = nullptr) const;
-
- private:
-  stdfs::path dir_, config_;
-  std::string source_url_;
-  stdfs::path allowed_signers_;
-  stdfs::path ca_file_;
-  pid_t pid_ = -1;
-};
-
 // An HTTP GET on loopback with a short timeout: the body, or nullopt when nothing answers.
 std::optional<std::string> http_get(int port, const std::string& path);
 

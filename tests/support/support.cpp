@@ -166,7 +166,6 @@ std::string SignedRepo::allowed_signers_line(const std::string& principal) const
 
 stdfs::path eddyd_path() { return EDDY_TEST_EDDYD; }
 stdfs::path eddy_path() { return EDDY_TEST_EDDY; }
-stdfs::path eddy_hub_path() { return EDDY_TEST_EDDY_HUB; }
 stdfs::path source_dir() { return EDDY_TEST_SOURCE_DIR; }
 
 #ifndef EDDY_TEST_EMULATOR

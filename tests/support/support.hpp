@@ -93,7 +93,6 @@ class SignedRepo {
 // Paths of the built executables (set by CMake).
 stdfs::path eddyd_path();
 stdfs::path eddy_path();
-stdfs::path eddy_hub_path();
 stdfs::path source_dir();
 
 // Cross builds tested under qemu-user set EDDY_TEST_EMULATOR (CMAKE_CROSSCOMPILING_EMULATOR,
