@@ -12,14 +12,15 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/fleet.hpp"
+#include "tests/support/hub.hpp"
 #include "tests/support/support.hpp"
 
 namespace eddy::testing {
 
 class HubCliFixture : public ::testing::Test {
  protected:
-  static inline const std::string operator_token = "operator-token-alice-0123456789";
-  static std::string device_token(const std::string& id) { return "device-token-" + id + "-0123456789"; }
+
+  std::string device_token(const std::string& id) const { return hub_->device_token(id); }
 
   // Write <target>-<version> and rollouts/<target>.yaml naming it (`spec` holds the rollout's
   // spec lines after `release:` and the selector site=berlin); commit() signs them.
@@ -40,13 +41,11 @@ class HubCliFixture : public ::testing::Test {
   // Start eddy-hub (config `extra` appended) and wait until it serves rollout `app` of `release`.
   void start_hub(const std::string& release, const std::string& extra = {}) {
     hub_ = std::make_unique<HubProcess>(dir_ / "hub", fleet_.repo().url(), fleet_.allowed_signers());
-    std::map<std::string, std::string> tokens;
-    for (const auto& id : devices_) tokens[id] = device_token(id);
-    hub_->set_device_tokens(tokens);
-    hub_->set_operator_tokens({{"alice", operator_token}});
-    hub_->write_config(extra);
+    for (const auto& id : devices_) hub_->device_token(id);
+    hub_->write_config("100ms", "200ms", extra);
     if (!ca_file_.empty()) hub_->set_ca_file(ca_file_);
     hub_->start();
+    operator_token = hub_->operator_token();
     wait_for_release(release);
   }
 
@@ -59,7 +58,7 @@ class HubCliFixture : public ::testing::Test {
   // GET /v1/rollouts/<name> as the operator (an empty object when it fails).
   nlohmann::json rollout(const std::string& name = "app") const {
     auto reply = hub_->request("GET", "/v1/rollouts/" + name, operator_token);
-    return reply.status == 200 && reply.body.is_object() ? reply.body : nlohmann::json::object();
+    return reply.status == 200 && reply.json.is_object() ? reply.json : nlohmann::json::object();
   }
 
   // POST /v1/devices/<id>/sync with labels and, when `version` is given, <target>-<version>
@@ -70,11 +69,11 @@ class HubCliFixture : public ::testing::Test {
     nlohmann::json body{{"labels", labels}, {"commit", ""}, {"targets", nlohmann::json::object()}};
     if (!version.empty())
       body["targets"][target] = {{"version", version}, {"release", target + "-" + version}, {"state", state}};
-    auto reply = hub_->request("POST", "/v1/devices/" + id + "/sync", device_token(id), body);
-    EXPECT_EQ(reply.status, 200) << reply.text;
-    if (reply.status != 200 || !reply.body.contains("rollouts") || !reply.body["rollouts"].contains(target))
+    auto reply = hub_->request("POST", "/v1/devices/" + id + "/sync", device_token(id), body.dump());
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    if (reply.status != 200 || !reply.json.contains("rollouts") || !reply.json["rollouts"].contains(target))
       return nullptr;
-    return reply.body["rollouts"][target];
+    return reply.json["rollouts"][target];
   }
 
   // A report that the device's update of <target>-<version> ended with `outcome`.
@@ -93,8 +92,8 @@ class HubCliFixture : public ::testing::Test {
                           {"outcome", outcome},
                           {"message", "test device " + id}};
     auto reply = hub_->request("POST", "/v1/devices/" + id + "/reports", device_token(id),
-                               nlohmann::json{{"reports", {report}}});
-    EXPECT_EQ(reply.status, 200) << reply.text;
+                               nlohmann::json{{"reports", {report}}}.dump());
+    EXPECT_EQ(reply.status, 200) << reply.body;
   }
 
   // Every device syncs; the admitted ones run app-<version> with `outcome` (committed: they
@@ -137,6 +136,7 @@ class HubCliFixture : public ::testing::Test {
   std::vector<std::string> devices_{"pi-1", "pi-2", "pi-3", "pi-4"};
   std::filesystem::path ca_file_;
   std::unique_ptr<HubProcess> hub_;
+  std::string operator_token;  // the hub's, once started
   int report_sequence_ = 0;
 };
 

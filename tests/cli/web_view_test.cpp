@@ -197,11 +197,11 @@ TEST_F(WebViewTest, AnUnreachableHubIsSaidPlainly) {
   start_hub("app-1.0.0");
   // The page as the hub serves it, opened where no hub answers its requests (a file: its
   // relative API requests fail as they do when the hub is down).
-  auto served = hub_->request("GET", "/");
+  auto served = hub_->request("GET", "/", "");
   ASSERT_EQ(served.status, 200);
-  EXPECT_TRUE(contains(served.text, "sessionStorage")) << "GET / is not the web view";
+  EXPECT_TRUE(contains(served.body, "sessionStorage")) << "GET / is not the web view";
   const auto copy = dir_ / "offline" / "index.html";
-  write_file(copy, served.text);
+  write_file(copy, served.body);
   hub_->stop();
 
   auto page = browse("file://" + copy.string() + "#token=" + operator_token, "hub-unreachable.png");

@@ -114,6 +114,7 @@ HubProcess::Reply HubProcess::request(const std::string& method, const std::stri
   if (!token.empty()) options.headers["Authorization"] = "Bearer " + token;
   if (!body.empty()) options.headers["Content-Type"] = "application/json";
   options.body = body;
+  if (!ca_file_.empty()) options.ca_file = ca_file_;
   auto response = http::request(url_ + target, options);
   if (!response) throw std::runtime_error(method + " " + url_ + target + ": " + response.error().message);
   Reply reply{response->status, nlohmann::json::parse(response->body, nullptr, false), response->body};

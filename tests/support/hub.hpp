@@ -50,6 +50,8 @@ class HubProcess {
     nlohmann::json json;  // null when the body is not JSON
     std::string body;
   };
+  // The CA certificate request() trusts for a hub with `tls:` (default: the system's CAs).
+  void set_ca_file(const stdfs::path& ca_file) { ca_file_ = ca_file; }
   // One request to the hub with `Authorization: Bearer <token>` (none when empty).
   Reply request(const std::string& method, const std::string& target, const std::string& token,
                 const std::string& body = {}) const;
@@ -64,6 +66,7 @@ class HubProcess {
   std::string operator_token_ = "operator-token-0123456789abcdef";
   pid_t pid_ = -1;
   std::string url_;
+  stdfs::path ca_file_;
 };
 
 stdfs::path eddy_hub_path();
