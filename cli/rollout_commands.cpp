@@ -59,21 +59,36 @@ class HubCall {
 
   // The reply's JSON, or the exit code after the failure was shown.
   std::variant<json, int> operator()(std::string_view method, const std::string& path) const {
-    auto reply = hub_request(settings_, method, path);
+    auto reply = request(method, path);
     if (!reply) return unreachable(reply.error());
     if (reply->ok()) return reply->body;
     return refused(*reply);
   }
 
-  int unreachable(const Error& error) const {
+  Expected<HubReply> request(std::string_view method, const std::string& path) const {
+    return hub_request(settings_, method, path);
+  }
+
+  // What failed and what to do about it.
+  std::string unreachable_message(const Error& error) const {
     std::string hint = "is eddy-hub running and listening there? Another hub: --hub URL or $EDDY_HUB";
-    if (error.message.find("certificate") != std::string::npos)
+    if (certificate_refused(error))
       hint = "a hub with a certificate of a private CA needs --ca-file (or $EDDY_CA_FILE, hub.ca_file)";
     else if (error.code == Errc::timeout)
       hint = "the hub did not answer in time: check it (`systemctl status eddy-hub`), or give more time with --timeout";
-    return fail(0, "cannot reach the hub at " + settings_.url + ": " + error.message + "; " + hint,
+    return "cannot reach the hub at " + settings_.url + ": " + error.message + "; " + hint;
+  }
+
+  int unreachable(const Error& error) const {
+    return fail(0, unreachable_message(error),
                 error.code == Errc::invalid_argument || error.code == Errc::unsupported ? exit_usage
                                                                                           : exit_unreachable);
+  }
+
+  // A hub that may answer again soon (restarting, a network hiccup), unlike a bad URL or a
+  // certificate this side does not trust.
+  static bool transient(const Error& error) {
+    return (error.code == Errc::network || error.code == Errc::timeout) && !certificate_refused(error);
   }
 
   int refused(const HubReply& reply) const {
@@ -90,8 +105,13 @@ class HubCall {
   }
 
   const std::string& command() const { return command_; }
+  const std::string& url() const { return settings_.url; }
 
  private:
+  static bool certificate_refused(const Error& error) {
+    return error.message.find("certificate") != std::string::npos;
+  }
+
   int fail(int status, const std::string& message, int code) const {
     std::cerr << "eddy " << command_ << ": " << message << "\n";
     if (json_) std::cout << dump(json{{"error", message}, {"status", status}}) << "\n";
@@ -132,17 +152,21 @@ int rollout_status(const HubCall& call, const HubCommandOptions& options) {
   std::string last_progress;
   bool was_unreachable = false;
   for (;;) {
-    auto reply = call("GET", path);
-    if (auto* code = std::get_if<int>(&reply)) {
-      // While waiting, an unreachable hub (a restart) is waited out; a refusal is final.
-      if (!options.wait || *code != exit_unreachable) return *code;
-      if (!was_unreachable) std::cerr << "eddy " << call.command() << ": waiting for the hub to come back\n";
+    auto reply = call.request("GET", path);
+    if (!reply) {
+      // While waiting, a hub that is away for a while (a restart) is waited out, said once.
+      if (!options.wait || !HubCall::transient(reply.error())) return call.unreachable(reply.error());
+      if (!was_unreachable)
+        std::cerr << "eddy " << call.command() << ": " << call.unreachable_message(reply.error())
+                  << "; waiting for it to answer again\n";
       was_unreachable = true;
       std::this_thread::sleep_for(interval);
       continue;
     }
+    if (!reply->ok()) return call.refused(*reply);
+    if (was_unreachable) std::cerr << "eddy " << call.command() << ": the hub at " << call.url() << " answers again\n";
     was_unreachable = false;
-    const auto& body = std::get<json>(reply);
+    const auto& body = reply->body;
     if (options.wait && !all_settled(body, list)) {
       if (!options.json) {
         // One line a change, so that a log of the wait reads as the rollout's story.

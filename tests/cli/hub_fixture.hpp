@@ -38,14 +38,20 @@ class HubCliFixture : public ::testing::Test {
     return fleet_.repo().commit("app " + version);
   }
 
-  // Start eddy-hub (config `extra` appended) and wait until it serves rollout `app` of `release`.
-  void start_hub(const std::string& release, const std::string& extra = {}) {
-    hub_ = std::make_unique<HubProcess>(dir_ / "hub", fleet_.repo().url(), fleet_.allowed_signers());
+  // Start eddy-hub (config `extra` appended; on `port` when not 0) and wait until it serves
+  // rollout `app` of `release`.
+  void start_hub(const std::string& release, const std::string& extra = {}, int port = 0) {
     for (const auto& id : devices_) hub_->device_token(id);
     hub_->write_config("100ms", "200ms", extra);
+    if (port != 0) {
+      auto config = read_file(hub_->config_path());
+      const std::string any_port = "listen: 127.0.0.1:0\n";
+      ASSERT_NE(config.find(any_port), std::string::npos) << config;
+      write_file(hub_->config_path(),
+                 config.replace(config.find(any_port), any_port.size(), "listen: 127.0.0.1:" + std::to_string(port) + "\n"));
+    }
     if (!ca_file_.empty()) hub_->set_ca_file(ca_file_);
     hub_->start();
-    operator_token = hub_->operator_token();
     wait_for_release(release);
   }
 
@@ -114,7 +120,7 @@ class HubCliFixture : public ::testing::Test {
   // user's own (HOME and XDG_CONFIG_HOME point into the test's folder).
   CommandResult eddy(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const {
     args.insert(args.begin(), eddy_path().string());
-    std::map<std::string, std::string> base{{"EDDY_HUB", hub_ ? hub_->url() : std::string()},
+    std::map<std::string, std::string> base{{"EDDY_HUB", hub_->url()},
                                             {"EDDY_TOKEN", operator_token},
                                             {"EDDY_TOKEN_FILE", ""},
                                             {"EDDY_CA_FILE", ""},
@@ -135,8 +141,9 @@ class HubCliFixture : public ::testing::Test {
   Fleet fleet_{dir_ / "fleet"};
   std::vector<std::string> devices_{"pi-1", "pi-2", "pi-3", "pi-4"};
   std::filesystem::path ca_file_;
-  std::unique_ptr<HubProcess> hub_;
-  std::string operator_token;  // the hub's, once started
+  std::unique_ptr<HubProcess> hub_ =
+      std::make_unique<HubProcess>(dir_ / "hub", fleet_.repo().url(), fleet_.allowed_signers());
+  const std::string operator_token = hub_->operator_token();
   int report_sequence_ = 0;
 };
 

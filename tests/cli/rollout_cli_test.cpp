@@ -1,8 +1,10 @@
 // `eddy rollout …` and `eddy fleet devices` as real processes against a real eddy-hub on
 // loopback, following a signed fleet repository, with devices played over the device API.
+#include <atomic>
 #include <future>
 
 #include "tests/cli/hub_fixture.hpp"
+#include "tests/support/raw_http_server.hpp"
 #include "tests/support/tls_servers.hpp"
 
 namespace {
@@ -211,6 +213,43 @@ TEST_F(RolloutCliTest, WaitFollowsARolloutUntilItCompletesOrHalts) {
   EXPECT_EQ(halted["step"], 0);
   EXPECT_GE(halted["devices"].value("failed", 0), 1) << halted.dump();
   EXPECT_EQ(halted["last_verdict"]["decision"], "halt") << halted.dump();
+}
+
+TEST_F(RolloutCliTest, WaitOutlastsAHubThatIsAwayForAWhile) {
+  publish("1.0.0", "  steps: [50, 100]\n  bake: 0s\n  minDevices: 1\n  maxFailureRate: 0%\n  onFailure: rollback\n");
+  // The hub's port while it is away: connections are closed without an answer.
+  std::atomic<int> attempts{0};
+  auto away = std::make_unique<eddy::testing::RawHttpServer>([&](eddy::testing::RawHttpServer::Connection&) { ++attempts; });
+  const int port = away->port();
+  auto waiting = std::async(std::launch::async, [&] {
+    return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms"},
+                {{"EDDY_HUB", "http://127.0.0.1:" + std::to_string(port)}});
+  });
+  ASSERT_TRUE(wait_until([&] { return attempts >= 2; }));  // it keeps asking
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  away.reset();
+
+  // The hub comes (back) on that port; the rollout goes on to the end.
+  start_hub("app-1.0.0", {}, port);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        play_devices("1.0.0", "committed");
+        return waiting.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
+      },
+      std::chrono::seconds(60)))
+      << rollout().dump();
+  auto result = waiting.get();
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  const std::string said = "cannot reach the hub at http://127.0.0.1:" + std::to_string(port);
+  EXPECT_TRUE(contains(result.output, said + ": ")) << result.output;
+  EXPECT_EQ(result.output.find(said), result.output.rfind(said)) << "said more than once:\n" << result.output;
+  EXPECT_TRUE(contains(result.output, "waiting for it to answer again")) << result.output;
+  EXPECT_TRUE(contains(result.output, "answers again")) << result.output;
+  EXPECT_TRUE(contains(result.output, "app  complete  release app-1.0.0")) << result.output;
+
+  // Without --wait, an unreachable hub is exit 3 at once.
+  hub_->stop();
+  EXPECT_EQ(eddy({"rollout", "status", "app"}, {{"EDDY_HUB", "http://127.0.0.1:" + std::to_string(port)}}).exit_code, 3);
 }
 
 TEST_F(RolloutCliTest, HttpsHubWithAPrivateCa) {
