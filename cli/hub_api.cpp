@@ -1,8 +1,8 @@
 #include "cli/hub_api.hpp"
 
+#include <yaml-cpp/yaml.h>
 #include <cstdlib>
 #include <set>
-#include <yaml-cpp/yaml.h>
 
 #include "platform/duration.hpp"
 #include "platform/fs.hpp"
@@ -59,15 +59,16 @@ Expected<CliConfig> load_cli_config(const stdfs::path& file, const Environment& 
   try {
     root = YAML::Load(*text);
   } catch (const YAML::Exception& e) {
-    return make_error(Errc::invalid_argument, file.string() + ":" + std::to_string(e.mark.line + 1) +
-                                                  ": not valid YAML: " + e.msg);
+    return make_error(Errc::invalid_argument,
+                      file.string() + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
   }
   if (root.IsNull()) return config;
   if (!root.IsMap()) return fail(root, "must be a mapping with the key `hub`");
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string();
     if (key != "hub")
-      return fail(it->first, "unknown key `" + key + "` (the file has one section, `hub`, with url, token_file, ca_file)");
+      return fail(it->first,
+                  "unknown key `" + key + "` (the file has one section, `hub`, with url, token_file, ca_file)");
     const YAML::Node& hub = it->second;
     if (!hub.IsMap()) return fail(hub, "`hub` must be a mapping with url, token_file, ca_file");
     std::set<std::string> seen;
@@ -79,9 +80,12 @@ Expected<CliConfig> load_cli_config(const stdfs::path& file, const Environment& 
       if (!h->second.IsScalar() || h->second.Scalar().empty())
         return fail(h->second, "`hub." + name + "` must be a non-empty text value");
       const std::string& value = h->second.Scalar();
-      if (name == "url") config.url = value;
-      else if (name == "token_file") config.token_file = expand_home(value, env, file.parent_path());
-      else config.ca_file = expand_home(value, env, file.parent_path());
+      if (name == "url")
+        config.url = value;
+      else if (name == "token_file")
+        config.token_file = expand_home(value, env, file.parent_path());
+      else
+        config.ca_file = expand_home(value, env, file.parent_path());
     }
   }
   return config;
@@ -94,8 +98,9 @@ Expected<std::string> read_token(const stdfs::path& file, const std::string& sou
                       "cannot read the operator token from " + source + ": " + text.error().message);
   auto token = trim(*text);
   if (token.empty())
-    return make_error(Errc::invalid_argument, "the operator token file " + file.string() + " (" + source +
-                                                  ") is empty: put the token of a line of the hub's operators.tokens in it");
+    return make_error(Errc::invalid_argument,
+                      "the operator token file " + file.string() + " (" + source +
+                          ") is empty: put the token of a line of the hub's operators.tokens in it");
   if (token.find_first_of(" \t\r\n") != std::string::npos)
     return make_error(Errc::invalid_argument, "the operator token file " + file.string() + " (" + source +
                                                   ") holds more than one word: it must hold the token alone, "
@@ -146,9 +151,12 @@ Expected<HubSettings> resolve_hub_settings(const HubFlags& flags, const Environm
   if (!config) return std::unexpected(config.error());
   HubSettings settings;
 
-  if (!flags.url.empty()) settings.url = flags.url;
-  else if (auto url = non_empty(env, "EDDY_HUB")) settings.url = *url;
-  else settings.url = config->url;
+  if (!flags.url.empty())
+    settings.url = flags.url;
+  else if (auto url = non_empty(env, "EDDY_HUB"))
+    settings.url = *url;
+  else
+    settings.url = config->url;
   if (settings.url.empty())
     return make_error(Errc::invalid_argument,
                       "no hub given: pass --hub https://HOST:PORT, set $EDDY_HUB, or write `hub: {url: ...}` into " +
@@ -185,9 +193,12 @@ Expected<HubSettings> resolve_hub_settings(const HubFlags& flags, const Environm
                           (cli_config.empty() ? std::string("~/.config/eddy/cli.yaml") : cli_config.string()) +
                           " (the token is that of a line of the hub's operators.tokens)");
 
-  if (!flags.ca_file.empty()) settings.ca_file = flags.ca_file;
-  else if (auto ca = non_empty(env, "EDDY_CA_FILE")) settings.ca_file = *ca;
-  else settings.ca_file = config->ca_file;
+  if (!flags.ca_file.empty())
+    settings.ca_file = flags.ca_file;
+  else if (auto ca = non_empty(env, "EDDY_CA_FILE"))
+    settings.ca_file = *ca;
+  else
+    settings.ca_file = config->ca_file;
   if (!settings.ca_file.empty()) {
     std::error_code ec;
     if (!stdfs::is_regular_file(settings.ca_file, ec))

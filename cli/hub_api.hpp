@@ -25,9 +25,9 @@ struct HubFlags {
 
 // Where the hub is and how to talk to it, after the fallbacks.
 struct HubSettings {
-  std::string url;    // without a trailing '/'
-  std::string token;  // the operator token (never printed)
-  std::string token_source;  // "--token-file /path", "$EDDY_TOKEN", ... for messages
+  std::string url;                // without a trailing '/'
+  std::string token;              // the operator token (never printed)
+  std::string token_source;       // "--token-file /path", "$EDDY_TOKEN", ... for messages
   std::filesystem::path ca_file;  // empty: the system's CA certificates
   std::chrono::milliseconds timeout{10000};
 };

@@ -80,9 +80,9 @@ class HubCall {
   }
 
   int unreachable(const Error& error) const {
-    return fail(0, unreachable_message(error),
-                error.code == Errc::invalid_argument || error.code == Errc::unsupported ? exit_usage
-                                                                                          : exit_unreachable);
+    return fail(
+        0, unreachable_message(error),
+        error.code == Errc::invalid_argument || error.code == Errc::unsupported ? exit_usage : exit_unreachable);
   }
 
   // A hub that may answer again soon (restarting, a network hiccup), unlike a bad URL or a
@@ -92,8 +92,8 @@ class HubCall {
   }
 
   int refused(const HubReply& reply) const {
-    std::string message = "the hub at " + settings_.url + " answered " + std::to_string(reply.status) + ": " +
-                          reply.error_message();
+    std::string message =
+        "the hub at " + settings_.url + " answered " + std::to_string(reply.status) + ": " + reply.error_message();
     if (reply.status == 401)
       message += "; the token (from " + settings_.token_source +
                  ") must be the token of a line of the hub's operators.tokens (`<name> <token>`)";
@@ -108,9 +108,7 @@ class HubCall {
   const std::string& url() const { return settings_.url; }
 
  private:
-  static bool certificate_refused(const Error& error) {
-    return error.message.find("certificate") != std::string::npos;
-  }
+  static bool certificate_refused(const Error& error) { return error.message.find("certificate") != std::string::npos; }
 
   int fail(int status, const std::string& message, int code) const {
     std::cerr << "eddy " << command_ << ": " << message << "\n";
@@ -182,15 +180,16 @@ int rollout_status(const HubCall& call, const HubCommandOptions& options) {
       std::this_thread::sleep_for(interval);
       continue;
     }
-    if (options.json) std::cout << dump(body) << "\n";
-    else std::cout << (list ? format_rollouts(body, now()) : format_rollout(body, now()));
+    if (options.json)
+      std::cout << dump(body) << "\n";
+    else
+      std::cout << (list ? format_rollouts(body, now()) : format_rollout(body, now()));
     std::cout.flush();
     return any_failed(body, list) ? exit_rollout_failed : exit_ok;
   }
 }
 
-int rollout_command(const HubCall& call, const HubCommandOptions& options, const std::string& verb,
-                    const char* done) {
+int rollout_command(const HubCall& call, const HubCommandOptions& options, const std::string& verb, const char* done) {
   auto reply = call("POST", "/v1/rollouts/" + encode_path_segment(options.name) + "/" + verb);
   if (auto* code = std::get_if<int>(&reply)) return *code;
   const auto& body = std::get<json>(reply);
@@ -209,24 +208,30 @@ int fleet_devices(const HubCall& call, const HubCommandOptions& options) {
   auto reply = call("GET", path);
   if (auto* code = std::get_if<int>(&reply)) return *code;
   const auto& body = std::get<json>(reply);
-  if (options.json) std::cout << dump(body) << "\n";
-  else std::cout << format_devices(body, now());
+  if (options.json)
+    std::cout << dump(body) << "\n";
+  else
+    std::cout << format_devices(body, now());
   std::cout.flush();
   return exit_ok;
 }
 
 void add_hub_options(CLI::App& group, HubCommandOptions& options) {
   group.footer(hub_footer);
-  group.add_option("--hub", options.hub.url, "eddy-hub's URL, like https://hub.example.com:8443 (default: $EDDY_HUB, "
-                                             "else hub.url of ~/.config/eddy/cli.yaml)")
+  group
+      .add_option("--hub", options.hub.url,
+                  "eddy-hub's URL, like https://hub.example.com:8443 (default: $EDDY_HUB, "
+                  "else hub.url of ~/.config/eddy/cli.yaml)")
       ->type_name("URL");
-  group.add_option("--token-file", options.hub.token_file,
-                   "a file holding the operator token (default: $EDDY_TOKEN_FILE, else the token in $EDDY_TOKEN, "
-                   "else hub.token_file of cli.yaml)")
+  group
+      .add_option("--token-file", options.hub.token_file,
+                  "a file holding the operator token (default: $EDDY_TOKEN_FILE, else the token in $EDDY_TOKEN, "
+                  "else hub.token_file of cli.yaml)")
       ->type_name("FILE");
-  group.add_option("--ca-file", options.hub.ca_file,
-                   "the CA certificate (PEM) of a hub with a private certificate (default: $EDDY_CA_FILE, else "
-                   "hub.ca_file of cli.yaml, else the system's CAs)")
+  group
+      .add_option("--ca-file", options.hub.ca_file,
+                  "the CA certificate (PEM) of a hub with a private certificate (default: $EDDY_CA_FILE, else "
+                  "hub.ca_file of cli.yaml, else the system's CAs)")
       ->type_name("FILE");
   group.add_option("--timeout", options.hub.timeout, "give up on a request to the hub after this long (default 10s)")
       ->type_name("DURATION");
@@ -237,14 +242,16 @@ void add_hub_options(CLI::App& group, HubCommandOptions& options) {
 
 HubCommands add_hub_commands(CLI::App& app, HubCommandOptions& options) {
   HubCommands commands;
-  auto* rollout = app.add_subcommand("rollout", "Show and steer the fleet's progressive rollouts on eddy-hub "
-                                                "(with an operator token; see `eddy rollout --help`).");
+  auto* rollout = app.add_subcommand("rollout",
+                                     "Show and steer the fleet's progressive rollouts on eddy-hub "
+                                     "(with an operator token; see `eddy rollout --help`).");
   rollout->require_subcommand(1);
   add_hub_options(*rollout, options);
   commands.rollout_status = rollout->add_subcommand(
-      "status", "Show every rollout, or the one named: state, release, the steps with the current one marked, a bar "
-                "of the selected devices by state, the last verdict with its value and threshold, recent events. "
-                "Exits 4 when a shown rollout is halted or rolled back.");
+      "status",
+      "Show every rollout, or the one named: state, release, the steps with the current one marked, a bar "
+      "of the selected devices by state, the last verdict with its value and threshold, recent events. "
+      "Exits 4 when a shown rollout is halted or rolled back.");
   commands.rollout_status->add_option("NAME", options.name, "the rollout (its rollouts/NAME.yaml); all when left out");
   commands.rollout_status->add_flag("--wait", options.wait,
                                     "poll until the rollout (or every rollout) is complete (exit 0), halted or "
@@ -279,9 +286,11 @@ HubCommands add_hub_commands(CLI::App& app, HubCommandOptions& options) {
   fleet->require_subcommand(1);
   add_hub_options(*fleet, options);
   commands.fleet_devices = fleet->add_subcommand(
-      "devices", "List the devices that have synced with the hub: id, when last seen, fleet commit, labels, and what "
-                 "each target runs.");
-  commands.fleet_devices->add_option("--selector", options.selector, "only devices with these labels, like site=berlin,hw=pi4")
+      "devices",
+      "List the devices that have synced with the hub: id, when last seen, fleet commit, labels, and what "
+      "each target runs.");
+  commands.fleet_devices
+      ->add_option("--selector", options.selector, "only devices with these labels, like site=berlin,hw=pi4")
       ->type_name("K=V,...");
   add_hub_options(*commands.fleet_devices, options);
   return commands;
@@ -293,10 +302,11 @@ std::optional<int> run_hub_commands(const HubCommands& commands, const HubComman
     const char* verb;
     const char* done;
   };
-  const Parsed all[] = {{commands.rollout_status, "status", ""},       {commands.rollout_pause, "pause", "paused"},
-                        {commands.rollout_resume, "resume", "resumed"}, {commands.rollout_promote, "promote", "promoted"},
-                        {commands.rollout_abort, "abort", "aborted"},   {commands.rollout_retry, "retry", "retrying"},
-                        {commands.fleet_devices, "devices", ""}};
+  const Parsed all[] = {
+      {commands.rollout_status, "status", ""},        {commands.rollout_pause, "pause", "paused"},
+      {commands.rollout_resume, "resume", "resumed"}, {commands.rollout_promote, "promote", "promoted"},
+      {commands.rollout_abort, "abort", "aborted"},   {commands.rollout_retry, "retry", "retrying"},
+      {commands.fleet_devices, "devices", ""}};
   for (const auto& p : all) {
     if (!p.sub || !p.sub->parsed()) continue;
     const std::string command = (p.sub == commands.fleet_devices ? "fleet " : "rollout ") + std::string(p.verb);

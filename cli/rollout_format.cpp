@@ -15,7 +15,9 @@ using nlohmann::json;
 
 namespace {
 
-std::int64_t count(const json& object, const char* key) { return std::max<std::int64_t>(0, integer(object, key).value_or(0)); }
+std::int64_t count(const json& object, const char* key) {
+  return std::max<std::int64_t>(0, integer(object, key).value_or(0));
+}
 
 // 10, 2.5, 0.25: integers without decimals, others with at most two.
 std::string number_text(double value) {
@@ -96,8 +98,8 @@ std::string gate_line(const json& rollout, std::int64_t now) {
       out += " (" + duration_words(std::max<std::int64_t>(0, now - *started)) + " so far)";
   }
   if (auto min = integer(rollout, "min_devices"))
-    out += std::string(out.empty() ? "" : " · ") + "needs " + std::to_string(*min) + " device" + (*min == 1 ? "" : "s") +
-           " with a verdict";
+    out += std::string(out.empty() ? "" : " · ") + "needs " + std::to_string(*min) + " device" +
+           (*min == 1 ? "" : "s") + " with a verdict";
   if (auto rate = real(rollout, "max_failure_rate"))
     out += std::string(out.empty() ? "" : " · ") + "at most " + percent_of_fraction(*rate) + " failing";
   if (auto on_failure = text(rollout, "on_failure", ""); !on_failure.empty())
@@ -188,8 +190,7 @@ std::string format_rollout(const json& rollout, std::int64_t now, std::size_t ma
   if (rollout_failed(rollout))
     std::transform(shown_state.begin(), shown_state.end(), shown_state.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  out << text(rollout, "name") << "  " << shown_state << "  release "
-      << text(rollout, "release");
+  out << text(rollout, "name") << "  " << shown_state << "  release " << text(rollout, "release");
   std::string details;
   if (auto generation = integer(rollout, "generation")) details = "generation " + std::to_string(*generation);
   if (auto commit = text(rollout, "commit", ""); !commit.empty())
@@ -203,7 +204,9 @@ std::string format_rollout(const json& rollout, std::int64_t now, std::size_t ma
   if (failed > 0) {
     const auto admitted = count(rollout, "admitted");
     out << "  FAILED   " << failed << " device" << (failed == 1 ? "" : "s") << " failed";
-    if (admitted > 0) out << " (" << number_text(100.0 * static_cast<double>(failed) / static_cast<double>(admitted)) << "% of the " << admitted << " admitted)";
+    if (admitted > 0)
+      out << " (" << number_text(100.0 * static_cast<double>(failed) / static_cast<double>(admitted)) << "% of the "
+          << admitted << " admitted)";
     out << '\n';
   }
   out << "  gate     " << gate_line(rollout, now) << '\n';
@@ -211,7 +214,10 @@ std::string format_rollout(const json& rollout, std::int64_t now, std::size_t ma
   const auto& events = field(rollout, "events");
   if (events.is_array() && !events.empty() && max_events > 0) {
     const auto shown = std::min(events.size(), max_events);
-    out << "  events" << (shown < events.size() ? " (newest " + std::to_string(shown) + " of " + std::to_string(events.size()) + ")" : std::string()) << '\n';
+    out << "  events"
+        << (shown < events.size() ? " (newest " + std::to_string(shown) + " of " + std::to_string(events.size()) + ")"
+                                  : std::string())
+        << '\n';
     for (std::size_t i = events.size() - shown; i < events.size(); ++i) {
       const auto& event = events[i];
       auto at = integer(event, "at");

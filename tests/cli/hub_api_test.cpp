@@ -37,8 +37,9 @@ class HubSettingsTest : public ::testing::Test {
 TEST_F(HubSettingsTest, FlagsComeFirst) {
   write_file(dir_ / "token", "  s3cret\n");
   write_file(dir_ / "ca.pem", "-----BEGIN CERTIFICATE-----\n");
-  auto settings = resolve_hub_settings(flags("https://hub.example:8443/", (dir_ / "token").string(), (dir_ / "ca.pem").string(), "3s"),
-                                       env_of({{"EDDY_HUB", "http://127.0.0.1:1"}, {"EDDY_TOKEN", "other"}}), no_config());
+  auto settings = resolve_hub_settings(
+      flags("https://hub.example:8443/", (dir_ / "token").string(), (dir_ / "ca.pem").string(), "3s"),
+      env_of({{"EDDY_HUB", "http://127.0.0.1:1"}, {"EDDY_TOKEN", "other"}}), no_config());
   ASSERT_TRUE(settings) << settings.error().message;
   EXPECT_EQ(settings->url, "https://hub.example:8443");  // the trailing '/' goes
   EXPECT_EQ(settings->token, "s3cret");
@@ -49,16 +50,18 @@ TEST_F(HubSettingsTest, FlagsComeFirst) {
 
 TEST_F(HubSettingsTest, EnvironmentThenConfigFile) {
   write_file(dir_ / "env-token", "from-file\n");
-  auto settings = resolve_hub_settings({}, env_of({{"EDDY_HUB", "http://127.0.0.1:9"},
-                                                   {"EDDY_TOKEN_FILE", (dir_ / "env-token").string()},
-                                                   {"EDDY_TOKEN", "inline"}}),
+  auto settings = resolve_hub_settings({},
+                                       env_of({{"EDDY_HUB", "http://127.0.0.1:9"},
+                                               {"EDDY_TOKEN_FILE", (dir_ / "env-token").string()},
+                                               {"EDDY_TOKEN", "inline"}}),
                                        no_config());
   ASSERT_TRUE(settings) << settings.error().message;
   EXPECT_EQ(settings->url, "http://127.0.0.1:9");
   EXPECT_EQ(settings->token, "from-file");  // $EDDY_TOKEN_FILE before $EDDY_TOKEN
   EXPECT_TRUE(settings->ca_file.empty());
 
-  settings = resolve_hub_settings({}, env_of({{"EDDY_HUB", "http://127.0.0.1:9"}, {"EDDY_TOKEN", "inline"}}), no_config());
+  settings =
+      resolve_hub_settings({}, env_of({{"EDDY_HUB", "http://127.0.0.1:9"}, {"EDDY_TOKEN", "inline"}}), no_config());
   ASSERT_TRUE(settings) << settings.error().message;
   EXPECT_EQ(settings->token, "inline");
   EXPECT_EQ(settings->token_source, "$EDDY_TOKEN");
@@ -67,8 +70,10 @@ TEST_F(HubSettingsTest, EnvironmentThenConfigFile) {
   std::filesystem::create_directories(dir_ / "home" / "conf");
   write_file(dir_ / "home" / "conf" / "tok", "yaml-token");
   write_file(dir_ / "home" / "ca.pem", "pem");
-  write_file(dir_ / "home" / "conf" / "cli.yaml", "hub:\n  url: https://hub.example\n  token_file: tok\n  ca_file: ~/ca.pem\n");
-  settings = resolve_hub_settings({}, env_of({{"HOME", (dir_ / "home").string()}}), dir_ / "home" / "conf" / "cli.yaml");
+  write_file(dir_ / "home" / "conf" / "cli.yaml",
+             "hub:\n  url: https://hub.example\n  token_file: tok\n  ca_file: ~/ca.pem\n");
+  settings =
+      resolve_hub_settings({}, env_of({{"HOME", (dir_ / "home").string()}}), dir_ / "home" / "conf" / "cli.yaml");
   ASSERT_TRUE(settings) << settings.error().message;
   EXPECT_EQ(settings->url, "https://hub.example");
   EXPECT_EQ(settings->token, "yaml-token");

@@ -19,7 +19,6 @@ namespace eddy::testing {
 
 class HubCliFixture : public ::testing::Test {
  protected:
-
   std::string device_token(const std::string& id) const { return hub_->device_token(id); }
 
   // Write <target>-<version> and rollouts/<target>.yaml naming it (`spec` holds the rollout's
@@ -28,9 +27,9 @@ class HubCliFixture : public ::testing::Test {
     AppBundle bundle{version, true, 1, {}};
     fleet_.add_bundle(target, bundle);
     fleet_.add_release(target, bundle);
-    fleet_.repo().write("rollouts/" + target + ".yaml",
-                        "apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: " + target + "}\nspec:\n  release: " +
-                            target + "-" + version + "\n  selector: {matchLabels: {site: berlin}}\n" + spec);
+    fleet_.repo().write("rollouts/" + target + ".yaml", "apiVersion: eddy/v1\nkind: Rollout\nmetadata: {name: " +
+                                                            target + "}\nspec:\n  release: " + target + "-" + version +
+                                                            "\n  selector: {matchLabels: {site: berlin}}\n" + spec);
   }
   // add_rollout of app and a signed commit.
   std::string publish(const std::string& version, const std::string& spec) {
@@ -47,8 +46,8 @@ class HubCliFixture : public ::testing::Test {
       auto config = read_file(hub_->config_path());
       const std::string any_port = "listen: 127.0.0.1:0\n";
       ASSERT_NE(config.find(any_port), std::string::npos) << config;
-      write_file(hub_->config_path(),
-                 config.replace(config.find(any_port), any_port.size(), "listen: 127.0.0.1:" + std::to_string(port) + "\n"));
+      write_file(hub_->config_path(), config.replace(config.find(any_port), any_port.size(),
+                                                     "listen: 127.0.0.1:" + std::to_string(port) + "\n"));
     }
     if (!ca_file_.empty()) hub_->set_ca_file(ca_file_);
     hub_->start();
@@ -108,10 +107,13 @@ class HubCliFixture : public ::testing::Test {
     int admitted = 0;
     for (const auto& id : devices_) {
       auto gate = sync(id, {{"site", "berlin"}});
-      if (!gate.is_object() || !gate.value("admitted", false) || gate.value("release", "") != "app-" + version) continue;
+      if (!gate.is_object() || !gate.value("admitted", false) || gate.value("release", "") != "app-" + version)
+        continue;
       ++admitted;
-      if (outcome == "committed") sync(id, {{"site", "berlin"}}, version, "committed");
-      else report_outcome(id, version, gate.value("generation", 0), outcome);
+      if (outcome == "committed")
+        sync(id, {{"site", "berlin"}}, version, "committed");
+      else
+        report_outcome(id, version, gate.value("generation", 0), outcome);
     }
     return admitted;
   }

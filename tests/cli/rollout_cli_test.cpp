@@ -13,11 +13,26 @@ using eddy::testing::contains;
 using eddy::testing::wait_until;
 using nlohmann::json;
 
-class RolloutCliTest : public eddy::testing::HubCliFixture {};
+class RolloutCliTest : public eddy::testing::HubCliFixture {
+ protected:
+  // Play the devices (play_devices) until the `eddy` of `waiting` exits; its result.
+  eddy::testing::CommandResult play_until_done(std::future<eddy::testing::CommandResult>& waiting,
+                                               const std::string& version, const std::string& outcome) {
+    bool done = wait_until(
+        [&] {
+          play_devices(version, outcome);
+          return waiting.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
+        },
+        std::chrono::seconds(60));
+    EXPECT_TRUE(done) << "eddy rollout status --wait did not end; the rollout: " << rollout().dump();
+    return waiting.get();  // run() ends a command that outlives its own timeout
+  }
+};
 
 // A rollout that stays in its first step (bake 1h) unless an operator moves it.
-constexpr const char* held_rollout = "  steps: [50, 100]\n  bake: 1h\n  minDevices: 1\n  maxFailureRate: 0%\n"
-                                     "  onFailure: rollback\n";
+constexpr const char* held_rollout =
+    "  steps: [50, 100]\n  bake: 1h\n  minDevices: 1\n  maxFailureRate: 0%\n"
+    "  onFailure: rollback\n";
 
 TEST_F(RolloutCliTest, StatusShowsTheRolloutAsTheHubSeesIt) {
   publish("1.0.0", held_rollout);
@@ -163,8 +178,8 @@ TEST_F(RolloutCliTest, FleetDevicesFiltersByLabels) {
 
   result = eddy({"fleet", "devices", "--selector", "site=berlin"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  for (const char* needle : {"ID", "LAST SEEN", "pi-1", "hw=pi4,site=berlin", "app 1.0.0 committed", "pi-2",
-                             "2 devices"})
+  for (const char* needle :
+       {"ID", "LAST SEEN", "pi-1", "hw=pi4,site=berlin", "app 1.0.0 committed", "pi-2", "2 devices"})
     EXPECT_TRUE(contains(result.output, needle)) << "missing `" << needle << "` in:\n" << result.output;
   EXPECT_FALSE(contains(result.output, "paris-1")) << result.output;
 
@@ -178,17 +193,11 @@ TEST_F(RolloutCliTest, WaitFollowsARolloutUntilItCompletesOrHalts) {
   start_hub("app-1.0.0");
   play_devices("1.0.0", "");  // the devices register; none has a verdict yet
 
-  auto waiting = std::async(std::launch::async,
-                            [&] { return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms"}); });
+  auto waiting = std::async(std::launch::async, [&] {
+    return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms"});
+  });
   // Devices take what they are admitted to, step by step, until the hub closes the last step.
-  ASSERT_TRUE(wait_until(
-      [&] {
-        play_devices("1.0.0", "committed");
-        return waiting.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
-      },
-      std::chrono::seconds(60)))
-      << rollout().dump();
-  auto result = waiting.get();
+  auto result = play_until_done(waiting, "1.0.0", "committed");
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_TRUE(contains(result.output, "  app  progressing  step 1/2 50%  ")) << result.output;  // a progress line
   EXPECT_TRUE(contains(result.output, "app  complete  release app-1.0.0")) << result.output;
@@ -197,16 +206,10 @@ TEST_F(RolloutCliTest, WaitFollowsARolloutUntilItCompletesOrHalts) {
   // A bad release: the first step's devices roll back, the hub halts, --wait exits 4.
   publish("2.0.0", "  steps: [50, 100]\n  bake: 0s\n  minDevices: 1\n  maxFailureRate: 0%\n  onFailure: rollback\n");
   wait_for_release("app-2.0.0");
-  waiting = std::async(std::launch::async,
-                       [&] { return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms", "--json"}); });
-  ASSERT_TRUE(wait_until(
-      [&] {
-        play_devices("2.0.0", "rolled-back");
-        return waiting.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
-      },
-      std::chrono::seconds(60)))
-      << rollout().dump();
-  result = waiting.get();
+  waiting = std::async(std::launch::async, [&] {
+    return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms", "--json"});
+  });
+  result = play_until_done(waiting, "2.0.0", "rolled-back");
   EXPECT_EQ(result.exit_code, 4) << result.output;
   auto halted = parse(result);
   EXPECT_EQ(halted["state"], "rolled-back");
@@ -219,7 +222,8 @@ TEST_F(RolloutCliTest, WaitOutlastsAHubThatIsAwayForAWhile) {
   publish("1.0.0", "  steps: [50, 100]\n  bake: 0s\n  minDevices: 1\n  maxFailureRate: 0%\n  onFailure: rollback\n");
   // The hub's port while it is away: connections are closed without an answer.
   std::atomic<int> attempts{0};
-  auto away = std::make_unique<eddy::testing::RawHttpServer>([&](eddy::testing::RawHttpServer::Connection&) { ++attempts; });
+  auto away =
+      std::make_unique<eddy::testing::RawHttpServer>([&](eddy::testing::RawHttpServer::Connection&) { ++attempts; });
   const int port = away->port();
   auto waiting = std::async(std::launch::async, [&] {
     return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms"},
@@ -231,14 +235,7 @@ TEST_F(RolloutCliTest, WaitOutlastsAHubThatIsAwayForAWhile) {
 
   // The hub comes (back) on that port; the rollout goes on to the end.
   start_hub("app-1.0.0", {}, port);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        play_devices("1.0.0", "committed");
-        return waiting.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
-      },
-      std::chrono::seconds(60)))
-      << rollout().dump();
-  auto result = waiting.get();
+  auto result = play_until_done(waiting, "1.0.0", "committed");
   EXPECT_EQ(result.exit_code, 0) << result.output;
   const std::string said = "cannot reach the hub at http://127.0.0.1:" + std::to_string(port);
   EXPECT_TRUE(contains(result.output, said + ": ")) << result.output;
@@ -249,7 +246,8 @@ TEST_F(RolloutCliTest, WaitOutlastsAHubThatIsAwayForAWhile) {
 
   // Without --wait, an unreachable hub is exit 3 at once.
   hub_->stop();
-  EXPECT_EQ(eddy({"rollout", "status", "app"}, {{"EDDY_HUB", "http://127.0.0.1:" + std::to_string(port)}}).exit_code, 3);
+  EXPECT_EQ(eddy({"rollout", "status", "app"}, {{"EDDY_HUB", "http://127.0.0.1:" + std::to_string(port)}}).exit_code,
+            3);
 }
 
 TEST_F(RolloutCliTest, HttpsHubWithAPrivateCa) {
@@ -271,9 +269,9 @@ TEST_F(RolloutCliTest, HttpsHubWithAPrivateCa) {
 
   // The same settings from ~/.config/eddy/cli.yaml (here: $XDG_CONFIG_HOME/eddy/cli.yaml).
   eddy::testing::write_file(dir_ / "home" / "config" / "eddy" / "operator-token", operator_token + "\n");
-  eddy::testing::write_file(dir_ / "home" / "config" / "eddy" / "cli.yaml",
-                            "hub:\n  url: " + hub_->url() + "\n  token_file: operator-token\n  ca_file: " +
-                                pki.ca.cert.string() + "\n");
+  eddy::testing::write_file(
+      dir_ / "home" / "config" / "eddy" / "cli.yaml",
+      "hub:\n  url: " + hub_->url() + "\n  token_file: operator-token\n  ca_file: " + pki.ca.cert.string() + "\n");
   result = eddy({"rollout", "status", "app"}, {{"EDDY_HUB", ""}, {"EDDY_TOKEN", ""}});
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_TRUE(contains(result.output, "app  progressing")) << result.output;

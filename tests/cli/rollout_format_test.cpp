@@ -80,7 +80,8 @@ TEST_F(RolloutFormatTest, RolloutBlockShowsStepBarCountsVerdictAndEvents) {
         "steps    1% > [10%] > 50% > 100%",
         "step 2/4 10%  [#>\u00b7\u00b7",  // 1 ok and 1 in progress of 20 devices in 20 cells
         "2/20 admitted \u00b7 1 ok \u00b7 0 failed \u00b7 1 in progress \u00b7 0 no data",
-        "bake 10m (3m so far) \u00b7 needs 3 devices with a verdict \u00b7 at most 5% failing \u00b7 on failure rollback",
+        "bake 10m (3m so far) \u00b7 needs 3 devices with a verdict \u00b7 at most 5% failing \u00b7 on failure "
+        "rollback",
         "verdict  wait: failure rate 0% (at most 5%): bake time: 420 s left  [2025-11-26 10:01:00 (2m ago)]",
         "2025-11-26 10:00:00  step  step 2 of 4 (10%): 2 devices admitted"})
     EXPECT_NE(out.find(needle), std::string::npos) << "missing `" << needle << "` in:\n" << out;
@@ -91,11 +92,12 @@ TEST_F(RolloutFormatTest, HaltedRolloutShoutsAndCountsFailures) {
   auto rollout = sample();
   rollout["state"] = "rolled-back";
   rollout["devices"] = {{"succeeded", 0}, {"failed", 2}, {"in_progress", 0}, {"no_data", 0}, {"waiting", 18}};
-  rollout["last_verdict"] = {{"at", t0 + 60}, {"decision", "halt"}, {"value", 1.0}, {"threshold", 0.05},
-                             {"message", "2 of 2 devices failed"}};
+  rollout["last_verdict"] = {
+      {"at", t0 + 60}, {"decision", "halt"}, {"value", 1.0}, {"threshold", 0.05}, {"message", "2 of 2 devices failed"}};
   auto out = format_rollout(rollout, t0 + 120);
-  for (const char* needle : {"sensor-app  ROLLED-BACK  release", "[xx", "FAILED   2 devices failed (100% of the 2 admitted)",
-                             "halt: failure rate 100% (at most 5%): 2 of 2 devices failed"})
+  for (const char* needle :
+       {"sensor-app  ROLLED-BACK  release", "[xx", "FAILED   2 devices failed (100% of the 2 admitted)",
+        "halt: failure rate 100% (at most 5%): 2 of 2 devices failed"})
     EXPECT_NE(out.find(needle), std::string::npos) << "missing `" << needle << "` in:\n" << out;
   EXPECT_TRUE(eddy::cli::rollout_failed(rollout));
   EXPECT_TRUE(eddy::cli::rollout_settled(rollout));
@@ -103,7 +105,8 @@ TEST_F(RolloutFormatTest, HaltedRolloutShoutsAndCountsFailures) {
 
 TEST_F(RolloutFormatTest, VerdictsReadInTheirGatesUnits) {
   auto rollout = sample();
-  rollout["last_verdict"] = {{"decision", "wait"}, {"value", 180}, {"threshold", 600}, {"message", "bake time: 420 s left"}};
+  rollout["last_verdict"] = {
+      {"decision", "wait"}, {"value", 180}, {"threshold", 600}, {"message", "bake time: 420 s left"}};
   auto out = format_rollout(rollout, t0);
   EXPECT_NE(out.find("wait: baked 3m of 10m: bake time: 420 s left"), std::string::npos) << out;
 
@@ -133,7 +136,8 @@ TEST_F(RolloutFormatTest, CompleteRolloutHasNoCurrentStepMark) {
 TEST_F(RolloutFormatTest, OnlyTheNewestEventsShow) {
   auto rollout = sample();
   rollout["events"] = json::array();
-  for (int i = 0; i < 12; ++i) rollout["events"].push_back({{"at", t0 + i}, {"kind", "step"}, {"message", "event " + std::to_string(i)}});
+  for (int i = 0; i < 12; ++i)
+    rollout["events"].push_back({{"at", t0 + i}, {"kind", "step"}, {"message", "event " + std::to_string(i)}});
   auto out = format_rollout(rollout, t0, 10);
   EXPECT_NE(out.find("events (newest 10 of 12)"), std::string::npos) << out;
   EXPECT_EQ(out.find("event 1\n"), std::string::npos) << out;
@@ -167,10 +171,11 @@ TEST_F(RolloutFormatTest, DevicesTableAlignsColumns) {
      "targets": {"sensor-app": {"version": "", "release": "", "state": ""}}}
   ]})");
   auto out = format_devices(list, t0);
-  EXPECT_EQ(out, "ID                 LAST SEEN  COMMIT        LABELS              TARGETS\n"
-                 "pi-0001            1m ago     abcdef012345  hw=pi4,site=berlin  sensor-app 1.4.2 committed\n"
-                 "gateway-long-name  never                    -                   sensor-app (none)\n"
-                 "2 devices\n")
+  EXPECT_EQ(out,
+            "ID                 LAST SEEN  COMMIT        LABELS              TARGETS\n"
+            "pi-0001            1m ago     abcdef012345  hw=pi4,site=berlin  sensor-app 1.4.2 committed\n"
+            "gateway-long-name  never                    -                   sensor-app (none)\n"
+            "2 devices\n")
       << out;
 }
 

@@ -132,7 +132,8 @@ TEST_F(WebViewTest, DrawsEachRolloutWithItsStepDevicesFailuresVerdictAndEvents) 
     }
     return admitted["app"].size() >= 2 && !admitted["gw"].empty() && rollout().value("selected", 0) == 8 &&
            rollout("gw").value("selected", 0) == 8;
-  })) << rollout().dump() << rollout("gw").dump();
+  })) << rollout().dump()
+      << rollout("gw").dump();
   sync(admitted["app"][0].first, {{"site", "berlin"}}, "1.0.0", "committed");
   report_outcome(admitted["app"][1].first, "1.0.0", admitted["app"][1].second, "rolled-back");
   report_outcome(admitted["gw"][0].first, "2.0.0", admitted["gw"][0].second, "rolled-back", "gw");
@@ -142,7 +143,8 @@ TEST_F(WebViewTest, DrawsEachRolloutWithItsStepDevicesFailuresVerdictAndEvents) 
     gw = rollout("gw");
     return app["devices"].value("succeeded", 0) == 1 && app["devices"].value("failed", 0) == 1 &&
            gw.value("state", "") == "rolled-back";
-  })) << app.dump() << gw.dump();
+  })) << app.dump()
+      << gw.dump();
   ASSERT_EQ(app["state"], "progressing") << app.dump();
 
   auto page = browse(hub_->url() + "/#token=" + operator_token, "rollouts.png");
