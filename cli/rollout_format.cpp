@@ -67,20 +67,22 @@ std::string verdict_line(const json& rollout, std::int64_t now) {
   auto value = real(verdict, "value");
   auto threshold = real(verdict, "threshold");
   if (value && threshold) {
-    // The hub's gates: the failure rate against maxFailureRate, the time baked against the
-    // bake time, the verdicts against the devices needed; their numbers read best in their units.
+    // What value and threshold are depends on the decision (fleet/API.md): the failure rate and
+    // maxFailureRate for halt, widen, complete and a paused wait; seconds baked and the bake
+    // time for a bake wait; verdicts and the devices needed for a minDevices wait.
     auto same = [&](const char* key) {
       auto limit = real(rollout, key);
       return limit && std::fabs(*threshold - *limit) < 1e-9;
     };
     const auto needed = std::min(count(rollout, "min_devices"), count(rollout, "admitted"));
-    if (same("max_failure_rate"))
-      out += ": failure rate " + percent_of_fraction(*value) + " (at most " + percent_of_fraction(*threshold) + ")";
-    else if (same("bake_seconds"))
+    const bool waiting = text(verdict, "decision") == "wait" && text(rollout, "state") != "paused";
+    if (waiting && same("bake_seconds"))
       out += ": baked " + duration_words(static_cast<std::int64_t>(*value)) + " of " +
              duration_words(static_cast<std::int64_t>(*threshold));
-    else if (*threshold == static_cast<double>(needed) && needed > 0)
+    else if (waiting && needed > 0 && *threshold == static_cast<double>(needed))
       out += ": " + number_text(*value) + " of " + number_text(*threshold) + " verdicts needed";
+    else if (same("max_failure_rate"))
+      out += ": failure rate " + percent_of_fraction(*value) + " (at most " + percent_of_fraction(*threshold) + ")";
     else
       out += ": value " + number_text(*value) + " (threshold " + number_text(*threshold) + ")";
   }
@@ -102,6 +104,8 @@ std::string gate_line(const json& rollout, std::int64_t now) {
            (*min == 1 ? "" : "s") + " with a verdict";
   if (auto rate = real(rollout, "max_failure_rate"))
     out += std::string(out.empty() ? "" : " · ") + "at most " + percent_of_fraction(*rate) + " failing";
+  if (auto deadline = integer(rollout, "progress_deadline_seconds"); deadline && *deadline > 0)
+    out += std::string(out.empty() ? "" : " · ") + "stuck after " + duration_words(*deadline);
   if (auto on_failure = text(rollout, "on_failure", ""); !on_failure.empty())
     out += std::string(out.empty() ? "" : " · ") + "on failure " + on_failure;
   return out.empty() ? "-" : out;

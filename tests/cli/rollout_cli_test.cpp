@@ -45,8 +45,9 @@ TEST_F(RolloutCliTest, StatusShowsTheRolloutAsTheHubSeesIt) {
   ASSERT_EQ(result.exit_code, 0) << result.output;
   auto mine = parse(result);
   auto hubs = rollout();
-  for (const char* key : {"name", "release", "commit", "generation", "state", "step", "steps", "percent", "selected",
-                          "admitted", "devices", "min_devices", "max_failure_rate", "on_failure"})
+  for (const char* key :
+       {"name", "release", "commit", "generation", "state", "step", "steps", "percent", "selected", "admitted",
+        "devices", "min_devices", "max_failure_rate", "on_failure", "progress_deadline_seconds"})
     EXPECT_EQ(mine[key], hubs[key]) << key;
   EXPECT_EQ(mine["selected"], 4);
   EXPECT_TRUE(mine["last_verdict"].contains("threshold")) << mine.dump();

@@ -29,10 +29,10 @@ class RolloutFormatTest : public ::testing::Test {
       "state": "progressing",
       "step": 1, "steps": [1, 10, 50, 100], "percent": 10,
       "step_started_at": 1764151200, "bake_seconds": 600,
-      "min_devices": 3, "max_failure_rate": 0.05, "on_failure": "rollback",
+      "min_devices": 3, "max_failure_rate": 0.05, "on_failure": "rollback", "progress_deadline_seconds": 1800,
       "selected": 20, "admitted": 2,
       "devices": {"succeeded": 1, "failed": 0, "in_progress": 1, "no_data": 0, "waiting": 18},
-      "last_verdict": {"at": 1764151260, "decision": "wait", "value": 0.0, "threshold": 0.05,
+      "last_verdict": {"at": 1764151260, "decision": "wait", "value": 180, "threshold": 600,
                        "message": "bake time: 420 s left"},
       "events": [{"at": 1764151200, "kind": "step", "message": "step 2 of 4 (10%): 2 devices admitted"}]
     })");
@@ -80,9 +80,9 @@ TEST_F(RolloutFormatTest, RolloutBlockShowsStepBarCountsVerdictAndEvents) {
         "steps    1% > [10%] > 50% > 100%",
         "step 2/4 10%  [#>\u00b7\u00b7",  // 1 ok and 1 in progress of 20 devices in 20 cells
         "2/20 admitted \u00b7 1 ok \u00b7 0 failed \u00b7 1 in progress \u00b7 0 no data",
-        "bake 10m (3m so far) \u00b7 needs 3 devices with a verdict \u00b7 at most 5% failing \u00b7 on failure "
-        "rollback",
-        "verdict  wait: failure rate 0% (at most 5%): bake time: 420 s left  [2025-11-26 10:01:00 (2m ago)]",
+        "bake 10m (3m so far) \u00b7 needs 3 devices with a verdict \u00b7 at most 5% failing \u00b7 stuck after 30m "
+        "\u00b7 on failure rollback",
+        "verdict  wait: baked 3m of 10m: bake time: 420 s left  [2025-11-26 10:01:00 (2m ago)]",
         "2025-11-26 10:00:00  step  step 2 of 4 (10%): 2 devices admitted"})
     EXPECT_NE(out.find(needle), std::string::npos) << "missing `" << needle << "` in:\n" << out;
   EXPECT_EQ(out.find("FAILED"), std::string::npos) << out;
@@ -113,6 +113,17 @@ TEST_F(RolloutFormatTest, VerdictsReadInTheirGatesUnits) {
   rollout["last_verdict"] = {{"decision", "wait"}, {"value", 1}, {"threshold", 2}, {"message", "1 of 2 devices"}};
   out = format_rollout(rollout, t0);  // min(minDevices 3, 2 admitted) = 2 needed
   EXPECT_NE(out.find("wait: 1 of 2 verdicts needed: 1 of 2 devices"), std::string::npos) << out;
+
+  // minDevices 1 and maxFailureRate 100%: the decision tells a verdict count from a rate.
+  rollout["min_devices"] = 1;
+  rollout["max_failure_rate"] = 1.0;
+  rollout["last_verdict"] = {{"decision", "wait"}, {"value", 0}, {"threshold", 1}, {"message", "0 of 1"}};
+  EXPECT_NE(format_rollout(rollout, t0).find("wait: 0 of 1 verdicts needed: 0 of 1"), std::string::npos);
+  rollout["last_verdict"] = {{"decision", "widen"}, {"value", 0.5}, {"threshold", 1}, {"message", "step 3"}};
+  EXPECT_NE(format_rollout(rollout, t0).find("widen: failure rate 50% (at most 100%): step 3"), std::string::npos);
+  rollout["state"] = "paused";
+  rollout["last_verdict"] = {{"decision", "wait"}, {"value", 0}, {"threshold", 1}, {"message", "paused"}};
+  EXPECT_NE(format_rollout(rollout, t0).find("wait: failure rate 0% (at most 100%): paused"), std::string::npos);
 
   rollout["last_verdict"] = {{"decision", "wait"}, {"value", 0}, {"threshold", 7}, {"message", "something new"}};
   out = format_rollout(rollout, t0);
