@@ -202,6 +202,9 @@ TEST_F(WebViewTest, AnUnreachableHubIsSaidPlainly) {
   auto served = hub_->request("GET", "/", "");
   ASSERT_EQ(served.status, 200);
   EXPECT_TRUE(contains(served.body, "sessionStorage")) << "GET / is not the web view";
+  // One self-contained page: nothing loaded from elsewhere (no CDN, no other file).
+  for (const char* external : {"src=", "href=", "<link", "@import", "url("})
+    EXPECT_FALSE(contains(served.body, external)) << "the page refers to something outside it: " << external;
   const auto copy = dir_ / "offline" / "index.html";
   write_file(copy, served.body);
   hub_->stop();
