@@ -372,6 +372,8 @@ CycleResult Updater::run_cycle() {
     result.message = result.next_step_at ? "not this device's turn yet" : "up to date at " + short_id(commit);
   }
   (void)store_.put("last_poll_result", result.outcome);
+  // The end of the commit's own attempt (verified -> idle) and what follows it.
+  if (hub_answer && *hub_answer && !stop_) flush_reports();
   set_activity("idle at " + short_id(commit) + "; waiting for the next poll");
   return result;
 }
