@@ -21,10 +21,23 @@ std::vector<json> bodies(StateStore& store) {
   return out;
 }
 
-TEST(Outbox, NothingIsQueuedWithoutAHub) {
+// A fresh store in a temp folder, its outbox enabled unless the test says otherwise.
+class Outbox : public ::testing::Test {
+ protected:
+  void SetUp() override { reopen(); }
+  void reopen(std::int64_t limit = 10000) {
+    store.reset();
+    auto opened = StateStore::open(dir / "eddy.db");
+    ASSERT_TRUE(opened) << opened.error().message;
+    store.emplace(std::move(*opened));
+    if (limit > 0) store->enable_outbox(limit);
+  }
   TempDir dir;
-  auto store = StateStore::open(dir / "eddy.db");
-  ASSERT_TRUE(store);
+  std::optional<StateStore> store;
+};
+
+TEST_F(Outbox, NothingIsQueuedWithoutAHub) {
+  reopen(0);
   auto u = store->begin_update("c1", "fetched", "fetched");
   ASSERT_TRUE(u);
   ASSERT_TRUE(store->transition(u->id, "fetched", "verified", "verified", "signed"));
@@ -32,11 +45,7 @@ TEST(Outbox, NothingIsQueuedWithoutAHub) {
   EXPECT_EQ(store->outbox_size().value_or(-1), 0);
 }
 
-TEST(Outbox, EveryTransitionProbeAndEventBecomesAReportInOrder) {
-  TempDir dir;
-  auto store = StateStore::open(dir / "eddy.db");
-  ASSERT_TRUE(store);
-  store->enable_outbox();
+TEST_F(Outbox, EveryTransitionProbeAndEventBecomesAReportInOrder) {
   UpdateSubject subject{"app", "app-1.1", "1.1", "ab", "1.0", "app-rollout", 3};
   auto u = store->begin_update("c0ffee", "admitted", "admitted", subject);
   ASSERT_TRUE(u) << u.error().message;
@@ -83,11 +92,7 @@ TEST(Outbox, EveryTransitionProbeAndEventBecomesAReportInOrder) {
 
 // A report and what it reports commit together or not at all: a failing outbox write undoes
 // the transition, and an undone transaction takes its report with it.
-TEST(Outbox, ReportIsWrittenInTheTransactionOfWhatItReports) {
-  TempDir dir;
-  auto store = StateStore::open(dir / "eddy.db");
-  ASSERT_TRUE(store);
-  store->enable_outbox();
+TEST_F(Outbox, ReportIsWrittenInTheTransactionOfWhatItReports) {
   auto u = store->begin_update("c1", "admitted", "admitted", UpdateSubject{"app", "app-2", "2", "cd", "1", "r", 1});
   ASSERT_TRUE(u);
   const auto before = store->outbox_size().value_or(-1);
@@ -118,7 +123,7 @@ TEST(Outbox, ReportIsWrittenInTheTransactionOfWhatItReports) {
   EXPECT_EQ(store->outbox_size().value_or(-1), before + 1);
 }
 
-TEST(Outbox, SequenceNumbersNeverRepeatAndStartFromTheClock) {
+TEST(OutboxSequence, NumbersNeverRepeatAndStartFromTheClock) {
   TempDir dir;
   const std::int64_t created_ms = unix_now() * 1000;
   std::int64_t last = 0;
@@ -151,11 +156,7 @@ TEST(Outbox, SequenceNumbersNeverRepeatAndStartFromTheClock) {
   EXPECT_EQ(reports->front().seq, last + 1);
 }
 
-TEST(Outbox, AcknowledgedReportsAreRemovedOthersStayInOrder) {
-  TempDir dir;
-  auto store = StateStore::open(dir / "eddy.db");
-  ASSERT_TRUE(store);
-  store->enable_outbox();
+TEST_F(Outbox, AcknowledgedReportsAreRemovedOthersStayInOrder) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(store->record_event("info", std::to_string(i)));
   auto reports = store->outbox_oldest(10);
   ASSERT_TRUE(store->outbox_remove({(*reports)[1].seq, (*reports)[3].seq, 999}));
@@ -170,11 +171,8 @@ TEST(Outbox, AcknowledgedReportsAreRemovedOthersStayInOrder) {
   EXPECT_EQ(upto->size(), 2u);
 }
 
-TEST(Outbox, FullOutboxDropsTheOldestTenthAndSaysSo) {
-  TempDir dir;
-  auto store = StateStore::open(dir / "eddy.db");
-  ASSERT_TRUE(store);
-  store->enable_outbox(100);
+TEST_F(Outbox, FullOutboxDropsTheOldestTenthAndSaysSo) {
+  reopen(100);
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(store->record_event("info", "report " + std::to_string(i)));
   EXPECT_EQ(store->outbox_size().value_or(-1), 100);
   auto first_seq = store->outbox_oldest(1)->front().seq;
@@ -204,11 +202,7 @@ TEST(Outbox, FullOutboxDropsTheOldestTenthAndSaysSo) {
   EXPECT_EQ(store->outbox_size().value_or(-1), 91);
 }
 
-TEST(Outbox, ReportsStaySmallAndValidWhateverTheyCarry) {
-  TempDir dir;
-  auto store = StateStore::open(dir / "eddy.db");
-  ASSERT_TRUE(store);
-  store->enable_outbox();
+TEST_F(Outbox, ReportsStaySmallAndValidWhateverTheyCarry) {
   auto u = store->begin_update("c1", "probing", "activated", UpdateSubject{"app", "app-2", "2", "cd", "1", "r", 1});
   ASSERT_TRUE(u);
   // Invalid UTF-8 from an app's output, and a very long detail.
@@ -222,7 +216,7 @@ TEST(Outbox, ReportsStaySmallAndValidWhateverTheyCarry) {
 }
 
 // A database written by the previous eddyd (schema 1) gains the outbox and keeps its data.
-TEST(Outbox, MigratesADatabaseOfSchemaOne) {
+TEST(OutboxMigration, MigratesADatabaseOfSchemaOne) {
   TempDir dir;
   {
     std::vector<Migration> first(device_migrations().begin(), device_migrations().begin() + 1);
