@@ -508,6 +508,7 @@ Expected<RolloutStatus> Director::command(std::string_view rollout, Command comm
           return refuse("only a progressing or paused rollout can be promoted");
         const int last = static_cast<int>(spec->steps.size()) - 1;
         const bool widened = record.step != last;
+        if (!widened && state == "progressing") return {};  // already at the last step
         record.state = "progressing";
         record.step = last;
         if (widened) record.step_started_at = now();

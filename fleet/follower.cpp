@@ -1,5 +1,7 @@
 #include "fleet/follower.hpp"
 
+#include "platform/log.hpp"
+
 namespace eddy::fleet {
 
 Expected<std::unique_ptr<Follower>> Follower::open(FollowerOptions options, std::string last_accepted,
@@ -29,6 +31,12 @@ FollowResult Follower::poll() {
   result.kind = FollowResult::Kind::accepted;
   result.accepted = std::move(*judged);
   return result;
+}
+
+void Follower::mark_accepted(const std::string& commit) {
+  last_accepted_ = commit;
+  last_refused_.clear();
+  if (auto st = source_.set_accepted(commit); !st) log::warning("cannot mark the accepted commit: " + st.error().message);
 }
 
 Expected<ota::AcceptedCommit> Follower::reload_accepted() {

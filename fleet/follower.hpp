@@ -44,7 +44,8 @@ class Follower {
   // The fleet at the accepted commit, read from the local repository (start-up, no network).
   Expected<ota::AcceptedCommit> reload_accepted();
 
-  void mark_accepted(const std::string& commit) { last_accepted_ = commit, last_refused_.clear(); }
+  // Also points refs/eddy/accepted at it, so a rewritten branch cannot make it unreachable.
+  void mark_accepted(const std::string& commit);
   void mark_refused(const std::string& commit) { last_refused_ = commit; }
   const std::string& last_accepted() const { return last_accepted_; }
 

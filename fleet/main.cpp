@@ -10,19 +10,6 @@
 #include "platform/log.hpp"
 #include "platform/systemd.hpp"
 
-namespace {
-
-eddy::log::Level level_from(const std::string& name) {
-  using eddy::log::Level;
-  if (name == "error") return Level::error;
-  if (name == "warning") return Level::warning;
-  if (name == "notice") return Level::notice;
-  if (name == "debug") return Level::debug;
-  return Level::info;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{
       "eddy-hub: the Eddy fleet controller. Follows the signed fleet repository as devices do, collects "
@@ -54,7 +41,7 @@ int main(int argc, char** argv) {
     eddy::log::error(config.error().message);
     return 2;
   }
-  eddy::log::set_min_level(level_from(config->log_level));
+  eddy::log::set_min_level(eddy::log::level_named(config->log_level));
   if (auto st = eddy::fleet::check_hub_config(*config); !st) {
     eddy::log::error(st.error().message);
     return 2;

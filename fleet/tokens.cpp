@@ -3,7 +3,9 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <set>
 #include <sstream>
 
@@ -71,10 +73,19 @@ std::optional<TokenFile::Stamp> TokenFile::stamp_of(const std::filesystem::path&
                static_cast<std::int64_t>(st.st_size), st.st_ino};
 }
 
+bool TokenFile::is_racy(const std::optional<Stamp>& stamp) {
+  if (!stamp) return false;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const std::int64_t now_ns = static_cast<std::int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+  return now_ns - std::max(stamp->mtime_ns, stamp->ctime_ns) < 2'000'000'000;
+}
+
 Expected<TokenFile> TokenFile::load(const std::filesystem::path& file) {
   if (sodium_init() < 0) return make_error(Errc::internal, "libsodium cannot be initialised");
   TokenFile tokens(file);
   tokens.stamp_ = stamp_of(file);
+  tokens.racy_ = is_racy(tokens.stamp_);
   auto text = fs::read_file(file, 64u << 20);
   if (!text) return std::unexpected(text.error());
   auto parsed = parse(*text, file.string());
@@ -90,8 +101,10 @@ Expected<TokenFile> TokenFile::load(const std::filesystem::path& file) {
 
 void TokenFile::refresh_locked() {
   auto now = stamp_of(path_);
-  if (now == stamp_) return;
+  if (now == stamp_ && !racy_) return;
+  const bool changed = now != stamp_;
   stamp_ = now;
+  racy_ = is_racy(now);
   if (!now) {
     if (!by_digest_.empty())
       log::error("token file " + path_.string() + " is gone: every token it held is refused until it is back");
@@ -105,9 +118,10 @@ void TokenFile::refresh_locked() {
     return;
   }
   auto parsed = parse(*text, path_.string());
-  for (const auto& p : parsed.problems) log::error(p.message + " (this line grants nothing until it is fixed)");
+  if (changed)
+    for (const auto& p : parsed.problems) log::error(p.message + " (this line grants nothing until it is fixed)");
   by_digest_ = std::move(parsed.by_digest);
-  log::notice("re-read token file " + path_.string() + ": " + std::to_string(by_digest_.size()) + " tokens");
+  if (changed) log::notice("re-read token file " + path_.string() + ": " + std::to_string(by_digest_.size()) + " tokens");
 }
 
 std::optional<std::string> TokenFile::name_of(std::string_view token) {

@@ -53,11 +53,15 @@ class TokenFile {
   explicit TokenFile(std::filesystem::path path) : path_(std::move(path)) {}
   static Parsed parse(std::string_view text, const std::string& origin);
   static std::optional<Stamp> stamp_of(const std::filesystem::path& file);
+  static bool is_racy(const std::optional<Stamp>& stamp);
   void refresh_locked();
 
   std::filesystem::path path_;
   std::mutex mutex_;
   std::optional<Stamp> stamp_;
+  // The file changed too recently for its time stamp to tell a later change within the same
+  // clock tick (file times are coarse): it is read again until it has been still for a while.
+  bool racy_ = false;
   std::unordered_map<std::string, std::string> by_digest_;
 };
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <initializer_list>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -25,6 +26,12 @@ const char* level_word(Level level) {
 }  // namespace
 
 void set_min_level(Level level) { g_min_level = static_cast<int>(level); }
+
+Level level_named(std::string_view name) {
+  for (Level level : {Level::error, Level::warning, Level::notice, Level::info, Level::debug})
+    if (name == level_word(level)) return level;
+  return Level::info;
+}
 
 void write(Level level, std::string_view message) {
   if (static_cast<int>(level) > g_min_level.load()) return;

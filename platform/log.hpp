@@ -10,6 +10,9 @@ namespace eddy::log {
 enum class Level { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
 
 void set_min_level(Level level);
+// The level a configuration names: error | warning | notice | info | debug; info for anything
+// else (configurations check the word when they are parsed).
+Level level_named(std::string_view name);
 void write(Level level, std::string_view message);
 
 inline void error(std::string_view m) { write(Level::error, m); }

@@ -16,36 +16,13 @@
 #include "platform/event_loop.hpp"
 #include "platform/http_client.hpp"
 #include "tests/support/fleet.hpp"
+#include "tests/support/loop_thread.hpp"
 #include "tests/support/support.hpp"
 
 namespace eddy::fleet::testing {
 
+using eddy::testing::LoopThread;
 using eddy::testing::TempDir;
-
-// An EventLoop running on its own thread.
-class LoopThread {
- public:
-  LoopThread() : thread_([this] { loop_.run(); }) {}
-  ~LoopThread() {
-    loop_.stop();
-    thread_.join();
-  }
-  EventLoop& loop() { return loop_; }
-
-  // Run `fn` on the loop thread and wait for its result.
-  template <typename F>
-  auto call(F fn) {
-    using R = decltype(fn());
-    auto task = std::make_shared<std::packaged_task<R()>>(std::move(fn));
-    auto future = task->get_future();
-    loop_.post([task] { (*task)(); });
-    return future.get();
-  }
-
- private:
-  EventLoop loop_;
-  std::thread thread_;
-};
 
 constexpr std::int64_t kHubStart = 1'800'000'000;
 
