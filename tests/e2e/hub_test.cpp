@@ -3,23 +3,15 @@
 // first step, its devices roll back and no other device ever installs it; the hub going away
 // and coming back loses no report; an operator's abort rolls back devices that had committed,
 // and a retry (a higher generation) admits them again.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <iostream>
 #include <set>
 
-#include "platform/http_client.hpp"
-#include "platform/process.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
 #include "tests/support/fleet.hpp"
-
-#ifndef EDDY_TEST_EDDY_HUB
-#error "EDDY_TEST_EDDY_HUB (the eddy-hub executable) is set by tests/e2e/CMakeLists.txt"
-#endif
+#include "tests/support/hub.hpp"
 
 namespace eddy::testing {
 namespace {
@@ -27,100 +19,28 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kOperatorToken = "operator-token-e2e-0123456789";
-std::string device_token(const std::string& id) { return "device-token-" + id + "-0123456789"; }
+// The hub's own records, straight from its database: reports stored for `device`, and the
+// devices admitted to a generation of a rollout with the step that admitted them.
+std::vector<std::string> hub_report_ids(const HubProcess& hub, const std::string& device) {
+  std::vector<std::string> out;
+  auto db = storage::Database::open(hub.data_dir() / "hub.db", {});
+  EXPECT_TRUE(db) << db.error().message;
+  if (!db) return out;
+  (void)db->query("SELECT id FROM reports WHERE device = ?", {device},
+                  [&](const storage::Row& r) { out.push_back(r.text(0)); });
+  return out;
+}
 
-// The eddy-hub executable with its own data folder, on a fixed loopback port (chosen by the OS
-// once) so that it comes back where the devices look for it.
-class HubProcess {
- public:
-  HubProcess(const stdfs::path& dir, const std::string& source_url, const stdfs::path& allowed_signers,
-             const std::vector<std::string>& devices)
-      : dir_(dir), port_(free_port()) {
-    stdfs::create_directories(dir_);
-    std::string tokens;
-    for (const auto& id : devices) tokens += id + " " + device_token(id) + "\n";
-    write_file(dir_ / "device-tokens", tokens);
-    write_file(dir_ / "operator-tokens", "alice " + kOperatorToken + "\n");
-    write_file(dir_ / "hub.yaml", "listen: \"127.0.0.1:" + std::to_string(port_) + "\"\n" +
-                                      "source:\n  url: " + source_url +
-                                      "\n  interval: 1s\n  allowed_signers: " + allowed_signers.string() +
-                                      "\n" + "data_dir: " + (dir_ / "data").string() + "\n" +
-                                      "devices: {tokens: " + (dir_ / "device-tokens").string() + "}\n" +
-                                      "operators: {tokens: " + (dir_ / "operator-tokens").string() + "}\n" +
-                                      "tick: 1s\n");
-  }
-  ~HubProcess() { stop(); }
-
-  void start() {
-    int log = ::open((dir_ / "hub.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    auto pid = process::spawn(with_emulator({EDDY_TEST_EDDY_HUB, "--config", (dir_ / "hub.yaml").string()}), dir_,
-                              {}, log);
-    ::close(log);
-    ASSERT_TRUE(pid) << pid.error().message;
-    pid_ = *pid;
-    ASSERT_TRUE(wait_until([&] { return get("/metrics").status == 200; }, 30s)) << "eddy-hub did not start:\n"
-                                                                                 << this->log();
-  }
-  void stop() {
-    if (pid_ <= 0) return;
-    process::terminate(pid_, 10s);
-    pid_ = -1;
-  }
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string log() const {
-    try {
-      return read_file(dir_ / "hub.log");
-    } catch (...) {
-      return {};
-    }
-  }
-
-  struct Reply {
-    int status = 0;
-    json body;
-  };
-  Reply call(const std::string& method, const std::string& path) const {
-    http::RequestOptions options;
-    options.method = method;
-    options.headers["Authorization"] = "Bearer " + kOperatorToken;
-    options.timeout = 10s;
-    auto response = http::request(url() + path, options);
-    if (!response) return {};
-    Reply reply{response->status, nullptr};
-    reply.body = json::parse(response->body, nullptr, false);
-    return reply;
-  }
-  Reply get(const std::string& path) const { return call("GET", path); }
-  json rollout(const std::string& name) const { return get("/v1/rollouts/" + name).body; }
-
-  // Straight from the hub's database: reports stored for `device`, and the devices admitted to
-  // a generation of a rollout with the step that admitted them.
-  std::vector<std::string> report_ids(const std::string& device) const {
-    std::vector<std::string> out;
-    auto db = storage::Database::open(dir_ / "data/hub.db", {});
-    EXPECT_TRUE(db) << db.error().message;
-    if (!db) return out;
-    (void)db->query("SELECT id FROM reports WHERE device = ?", {device},
-                    [&](const storage::Row& r) { out.push_back(r.text(0)); });
-    return out;
-  }
-  std::map<std::string, std::int64_t> admissions(const std::string& rollout, std::int64_t generation) const {
-    std::map<std::string, std::int64_t> out;
-    auto db = storage::Database::open(dir_ / "data/hub.db", {});
-    EXPECT_TRUE(db) << db.error().message;
-    if (!db) return out;
-    (void)db->query("SELECT device, step FROM admissions WHERE rollout = ? AND generation = ?", {rollout, generation},
-                    [&](const storage::Row& r) { out[r.text(0)] = r.integer(1); });
-    return out;
-  }
-
- private:
-  stdfs::path dir_;
-  int port_ = 0;
-  pid_t pid_ = -1;
-};
+std::map<std::string, std::int64_t> hub_admissions(const HubProcess& hub, const std::string& rollout,
+                                                   std::int64_t generation) {
+  std::map<std::string, std::int64_t> out;
+  auto db = storage::Database::open(hub.data_dir() / "hub.db", {});
+  EXPECT_TRUE(db) << db.error().message;
+  if (!db) return out;
+  (void)db->query("SELECT device, step FROM admissions WHERE rollout = ? AND generation = ?", {rollout, generation},
+                  [&](const storage::Row& r) { out[r.text(0)] = r.integer(1); });
+  return out;
+}
 
 class HubEndToEnd : public ::testing::Test {
  protected:
@@ -129,7 +49,10 @@ class HubEndToEnd : public ::testing::Test {
   void SetUp() override {
     fleet_ = std::make_unique<Fleet>(tmp_ / "fleet");
     for (int i = 1; i <= kDevices; ++i) ids_.push_back("dev-" + std::to_string(i));
-    hub_ = std::make_unique<HubProcess>(tmp_ / "hub", fleet_->repo().url(), fleet_->allowed_signers(), ids_);
+    hub_ = std::make_unique<HubProcess>(tmp_ / "hub", fleet_->repo().url(), fleet_->allowed_signers());
+    // A fixed port (the OS's pick, once), so that the hub comes back where its devices look.
+    hub_url_ = "http://127.0.0.1:" + std::to_string(free_port());
+    hub_->write_config("1s", "1s", {}, hub_url_.substr(7));
     for (const auto& id : ids_) {
       auto device = std::make_unique<Device>(tmp_ / id, fleet_->repo().url(), fleet_->allowed_signers(), id,
                                              std::map<std::string, std::string>{{"site", "berlin"}});
@@ -137,8 +60,8 @@ class HubEndToEnd : public ::testing::Test {
       // is which version each device runs.
       device->add_app("app", {"/bin/sleep", "600"});
       device->set_poll_interval("1s");
-      write_file(device->dir() / "token", device_token(id) + "\n");
-      device->write_config("hub:\n  url: " + hub_->url() + "\n  token_file: " + (device->dir() / "token").string() +
+      write_file(device->dir() / "token", hub_->device_token(id) + "\n");
+      device->write_config("hub:\n  url: " + hub_url_ + "\n  token_file: " + (device->dir() / "token").string() +
                            "\n");
       devices_.push_back(std::move(device));
     }
@@ -150,7 +73,15 @@ class HubEndToEnd : public ::testing::Test {
                 << tail(devices_[0]->log());
     }
     for (auto& d : devices_) d->stop();
-    hub_->stop();
+    (void)hub_->stop();
+  }
+
+  json rollout(const std::string& name) const {
+    auto reply = hub_->request("GET", "/v1/rollouts/" + name, hub_->operator_token());
+    return reply.json;
+  }
+  HubProcess::Reply command(const std::string& name, const std::string& what) const {
+    return hub_->request("POST", "/v1/rollouts/" + name + "/" + what, hub_->operator_token());
   }
 
   static std::string tail(const std::string& text) {
@@ -211,7 +142,7 @@ class HubEndToEnd : public ::testing::Test {
           journal = db->query_integer("SELECT (SELECT COUNT(*) FROM transitions) + (SELECT COUNT(*) FROM events) + "
                                       "(SELECT COUNT(*) FROM probe_results)")
                         ->value_or(-1);
-          ids = hub_->report_ids(id);
+          ids = hub_report_ids(*hub_, id);
           return static_cast<std::int64_t>(ids.size()) == journal;
         },
         60s);
@@ -229,6 +160,7 @@ class HubEndToEnd : public ::testing::Test {
   std::unique_ptr<Fleet> fleet_;
   std::vector<std::string> ids_;
   std::unique_ptr<HubProcess> hub_;
+  std::string hub_url_;
   std::vector<std::unique_ptr<Device>> devices_;
 };
 
@@ -243,13 +175,13 @@ TEST_F(HubEndToEnd, GoodReleaseWalksEveryStepBadReleaseHaltsInItsFirstStepHubAwa
   std::set<std::int64_t> steps_seen;
   ASSERT_TRUE(wait_until(
       [&] {
-        auto r = hub_->rollout("app");
+        auto r = rollout("app");
         if (r.is_object() && r.contains("step")) steps_seen.insert(r["step"].get<std::int64_t>());
         return r.is_object() && r.value("state", "") == "complete" && all_run("1.0");
       },
       120s))
-      << hub_->rollout("app").dump(1);
-  auto done = hub_->rollout("app");
+      << rollout("app").dump(1);
+  auto done = rollout("app");
   EXPECT_EQ(done["generation"], 1);
   EXPECT_EQ(done["devices"]["succeeded"], kDevices);
   EXPECT_EQ(done["devices"]["failed"], 0);
@@ -260,7 +192,7 @@ TEST_F(HubEndToEnd, GoodReleaseWalksEveryStepBadReleaseHaltsInItsFirstStepHubAwa
 
   // The hub goes away; a bad release is committed meanwhile. Devices accept the commit but
   // install nothing, and keep what they journal in their outbox.
-  hub_->stop();
+  ASSERT_EQ(hub_->stop(), 0);
   auto bad = publish("2.0", false, kSteps);
   ASSERT_TRUE(wait_until(
       [&] {
@@ -284,12 +216,12 @@ TEST_F(HubEndToEnd, GoodReleaseWalksEveryStepBadReleaseHaltsInItsFirstStepHubAwa
   hub_->start();
   ASSERT_TRUE(wait_until(
       [&] {
-        auto r = hub_->rollout("app");
+        auto r = rollout("app");
         return r.is_object() && r.value("release", "") == "app-2.0" && r.value("state", "") == "rolled-back";
       },
       120s))
-      << hub_->rollout("app").dump(1);
-  auto halted = hub_->rollout("app");
+      << rollout("app").dump(1);
+  auto halted = rollout("app");
   const auto generation = halted["generation"].get<std::int64_t>();
   EXPECT_EQ(generation, 2);
   EXPECT_EQ(halted["step"], 0);
@@ -307,7 +239,7 @@ TEST_F(HubEndToEnd, GoodReleaseWalksEveryStepBadReleaseHaltsInItsFirstStepHubAwa
       60s));
   for (auto& d : devices_) (void)d->eddy({"check"});
 
-  auto admitted = hub_->admissions("app", generation);
+  auto admitted = hub_admissions(*hub_, "app", generation);
   ASSERT_GE(admitted.size(), 2u);  // minDevices
   int blast_radius = 0;
   for (std::size_t i = 0; i < devices_.size(); ++i) {
@@ -342,7 +274,7 @@ TEST_F(HubEndToEnd, AbortRollsBackDevicesThatCommittedAndRetryAdmitsThemAgain) {
   std::vector<std::size_t> first;
   ASSERT_TRUE(wait_until(
       [&] {
-        auto r = hub_->rollout("app");
+        auto r = rollout("app");
         if (!r.is_object() || r.value("release", "") != "app-2.0" || r["admitted"].get<int>() < 2) return false;
         first.clear();
         for (std::size_t i = 0; i < devices_.size(); ++i)
@@ -350,12 +282,12 @@ TEST_F(HubEndToEnd, AbortRollsBackDevicesThatCommittedAndRetryAdmitsThemAgain) {
         return static_cast<int>(first.size()) == r["admitted"].get<int>() && r["devices"]["succeeded"] == r["admitted"];
       },
       120s))
-      << hub_->rollout("app").dump(1);
-  const auto generation = hub_->rollout("app")["generation"].get<std::int64_t>();
+      << rollout("app").dump(1);
+  const auto generation = rollout("app")["generation"].get<std::int64_t>();
 
   // The operator aborts: devices that committed 2.0 are told to roll back, and do.
-  auto abort = hub_->call("POST", "/v1/rollouts/app/abort");
-  ASSERT_EQ(abort.status, 200) << abort.body.dump();
+  auto abort = command("app", "abort");
+  ASSERT_EQ(abort.status, 200) << abort.body;
   ASSERT_TRUE(wait_until([&] { return all_run("1.0"); }, 60s));
   for (auto i : first) {
     auto history = devices_[i]->eddy({"history", "-n", "10000"}).json;
@@ -376,9 +308,9 @@ TEST_F(HubEndToEnd, AbortRollsBackDevicesThatCommittedAndRetryAdmitsThemAgain) {
     }
 
   // Retry: a higher generation, the same first devices (their place in line), admitted again.
-  auto retry = hub_->call("POST", "/v1/rollouts/app/retry");
-  ASSERT_EQ(retry.status, 200) << retry.body.dump();
-  EXPECT_EQ(retry.body["generation"], generation + 1);
+  auto retry = command("app", "retry");
+  ASSERT_EQ(retry.status, 200) << retry.body;
+  EXPECT_EQ(retry.json["generation"], generation + 1);
   ASSERT_TRUE(wait_until(
       [&] {
         for (auto i : first)
