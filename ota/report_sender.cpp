@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "ota/hub_status.hpp"
 #include "platform/log.hpp"
 
 namespace eddy::ota {
@@ -108,10 +109,10 @@ FlushResult flush_outbox(storage::StateStore& store, const HubClient& hub) {
   }
   auto waiting = store.outbox_size();
   result.waiting = waiting ? *waiting : 0;
-  (void)store.put("hub_last_report_at", std::to_string(storage::unix_now()));
+  (void)store.put(kHubLastReportAt, std::to_string(storage::unix_now()));
   std::string summary = "sent " + std::to_string(result.sent) + ", " + std::to_string(result.waiting) + " waiting";
   if (result.dropped > 0) summary += ", " + std::to_string(result.dropped) + " refused by the hub and dropped";
-  (void)store.put("hub_last_report_result", result.error ? "failed: " + result.error->message + " (" + summary + ")"
+  (void)store.put(kHubLastReportResult, result.error ? "failed: " + result.error->message + " (" + summary + ")"
                                                           : "ok: " + summary);
   return result;
 }

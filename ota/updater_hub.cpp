@@ -2,22 +2,12 @@
 // orders, the outbox flush, and the hub's part of `eddy status`. Kept apart from updater.cpp,
 // which walks the state machine.
 #include "ota/hub_gate.hpp"
+#include "ota/hub_status.hpp"
 #include "ota/report_sender.hpp"
 #include "ota/updater.hpp"
 #include "platform/log.hpp"
 
 namespace eddy::ota {
-
-namespace {
-std::int64_t as_int(const std::optional<std::string>& text) {
-  if (!text || text->empty()) return 0;
-  try {
-    return std::stoll(*text);
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-}  // namespace
 
 Expected<SyncResponse> Updater::sync_with_hub(const std::string& commit) {
   set_activity("asking the hub " + hub_->options().url);
@@ -34,12 +24,12 @@ Expected<SyncResponse> Updater::sync_with_hub(const std::string& commit) {
     request.targets.emplace(name, std::move(t));
   }
   auto answer = hub_->sync(request);
-  (void)store_.put("hub_last_sync_at", std::to_string(storage::unix_now()));
-  auto was = store_.get("hub_reachable");
+  (void)store_.put(kHubLastSyncAt, std::to_string(storage::unix_now()));
+  auto was = store_.get(kHubReachable);
   const bool was_reachable = !was || !*was || **was != "no";
   if (!answer) {
-    (void)store_.put("hub_last_sync_result", "failed: " + answer.error().message);
-    (void)store_.put("hub_reachable", "no");
+    (void)store_.put(kHubLastSyncResult, "failed: " + answer.error().message);
+    (void)store_.put(kHubReachable, "no");
     // One event when the hub goes away (not one a poll), one when it is back.
     if (was_reachable)
       record_event("warning", "the hub cannot be asked: " + answer.error().message +
@@ -48,9 +38,9 @@ Expected<SyncResponse> Updater::sync_with_hub(const std::string& commit) {
       log::warning("hub sync failed: " + answer.error().message);
     return answer;
   }
-  (void)store_.put("hub_last_sync_result", "ok");
-  (void)store_.put("hub_last_sync", answer->raw.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  (void)store_.put("hub_reachable", "yes");
+  (void)store_.put(kHubLastSyncResult, "ok");
+  (void)store_.put(kHubLastSync, answer->raw.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  (void)store_.put(kHubReachable, "yes");
   if (!was_reachable) record_event("info", "the hub " + hub_->options().url + " answers again");
   return answer;
 }
@@ -96,26 +86,7 @@ void Updater::flush_reports() {
 
 nlohmann::json Updater::hub_status_json() {
   if (!hub_) return nullptr;
-  auto get = [&](const char* key) -> std::optional<std::string> {
-    auto v = store_.get(key);
-    return v && *v ? std::optional<std::string>(**v) : std::nullopt;
-  };
-  nlohmann::json rollouts = nlohmann::json::object();
-  if (auto raw = get("hub_last_sync")) {
-    try {
-      auto sync = nlohmann::json::parse(*raw);
-      if (sync.is_object() && sync.contains("rollouts")) rollouts = sync["rollouts"];
-    } catch (const nlohmann::json::exception&) {
-    }
-  }
-  auto waiting = store_.outbox_size();
-  return nlohmann::json{{"url", hub_->options().url},
-                        {"last_sync_at", as_int(get("hub_last_sync_at"))},
-                        {"last_sync_result", get("hub_last_sync_result").value_or("")},
-                        {"last_report_at", as_int(get("hub_last_report_at"))},
-                        {"last_report_result", get("hub_last_report_result").value_or("")},
-                        {"outbox", waiting ? *waiting : -1},
-                        {"rollouts", rollouts}};
+  return ota::hub_status_json(store_, hub_->options().url);
 }
 
 }  // namespace eddy::ota
