@@ -4,6 +4,8 @@
 // the hub being away; and the journal arriving at the hub as reports.
 #include <gtest/gtest.h>
 
+#include "ota/app_supervisor.hpp"
+#include "ota/hub_status.hpp"
 #include "ota/updater.hpp"
 #include "tests/support/fleet.hpp"
 #include "tests/support/scripted_hub.hpp"
@@ -64,11 +66,28 @@ class UpdaterHubTest : public ::testing::Test {
     return *updater_;
   }
 
+  // What the device's state store says (what `eddy status` and `eddy history` show).
+  storage::StateStore& store() {
+    (void)updater();
+    if (!store_) {
+      auto opened = storage::StateStore::open(dir_ / "data/eddy.db");
+      EXPECT_TRUE(opened) << opened.error().message;
+      store_.emplace(std::move(*opened));
+    }
+    return *store_;
+  }
   std::string current() {
-    auto status = updater().status_json();
-    for (const auto& t : status["targets"])
-      if (t["name"] == "app" && t["current_version"].is_string()) return t["current_version"];
-    return "";
+    auto installed = store().installed("app");
+    return installed && *installed ? (*installed)->current_version : "";
+  }
+  json hub_status() { return hub_status_json(store(), hub_.url()); }
+  // Journal entries whose message holds `needle`, of `kind` (transition | event).
+  int journaled(const std::string& kind, const std::string& needle) {
+    int n = 0;
+    auto history = store().history(1000);
+    EXPECT_TRUE(history);
+    for (const auto& h : *history) n += h.kind == kind && has(h.message, needle) ? 1 : 0;
+    return n;
   }
 
   // The transitions the hub received, as "from>to" for the release given.
@@ -85,6 +104,7 @@ class UpdaterHubTest : public ::testing::Test {
   ScriptedHub hub_;
   AppSupervisor supervisor_;
   std::unique_ptr<Updater> updater_;
+  std::optional<storage::StateStore> store_;
 };
 
 TEST_F(UpdaterHubTest, NotAdmittedByTheHubInstallsNothing) {
@@ -132,12 +152,13 @@ TEST_F(UpdaterHubTest, AdmittedByTheHubInstallsAndReportsEveryStep) {
   EXPECT_TRUE(probe_seen);
   EXPECT_EQ(hub_.duplicates(), 0);
 
-  auto status = updater().status_json();
-  EXPECT_EQ(status["hub"]["url"], hub_.url());
-  EXPECT_EQ(status["hub"]["last_sync_result"], "ok");
-  EXPECT_GT(status["hub"]["last_sync_at"].get<std::int64_t>(), 0);
-  EXPECT_EQ(status["hub"]["outbox"], 0);
-  EXPECT_EQ(status["hub"]["rollouts"]["app"]["admitted"], true);
+  auto status = hub_status();
+  EXPECT_EQ(status["url"], hub_.url());
+  EXPECT_EQ(status["last_sync_result"], "ok");
+  EXPECT_GT(status["last_sync_at"].get<std::int64_t>(), 0);
+  EXPECT_EQ(status["outbox"], 0);
+  EXPECT_EQ(status["rollouts"]["app"]["admitted"], true);
+  EXPECT_TRUE(status["last_report_result"].get<std::string>().starts_with("ok: ")) << status.dump();
 
   // The next sync tells the hub what now runs.
   (void)updater().run_cycle();
@@ -169,24 +190,20 @@ TEST_F(UpdaterHubTest, HubAwayAdmitsNothingThenTheReportsArriveInOrderWhenItIsBa
   EXPECT_TRUE(has(result.message, "could not be asked")) << result.message;
   EXPECT_TRUE(has(result.message, "next poll")) << result.message;
   EXPECT_EQ(current(), "");
-  auto status = updater().status_json();
-  EXPECT_TRUE(status["hub"]["last_sync_result"].get<std::string>().starts_with("failed: ")) << status.dump();
-  const auto waiting = status["hub"]["outbox"].get<int>();
+  auto status = hub_status();
+  EXPECT_TRUE(status["last_sync_result"].get<std::string>().starts_with("failed: ")) << status.dump();
+  const auto waiting = status["outbox"].get<int>();
   EXPECT_GT(waiting, 3);  // the commit's transitions and the event that the hub went away
 
   // A second poll while away: one event about the hub, not one a poll.
   (void)updater().run_cycle();
-  int away_events = 0;
-  const auto history = updater().history_json(100);
-  for (const auto& e : history["entries"])
-    if (e["kind"] == "event" && has(e["message"].get<std::string>(), "the hub cannot be asked")) ++away_events;
-  EXPECT_EQ(away_events, 1);
+  EXPECT_EQ(journaled("event", "the hub cannot be asked"), 1);
 
   hub_.start();
   result = updater().run_cycle();
   EXPECT_EQ(result.outcome, "updated") << result.message;
   EXPECT_EQ(current(), "1.0");
-  EXPECT_EQ(updater().status_json()["hub"]["outbox"], 0);
+  EXPECT_EQ(hub_status()["outbox"], 0);
   // Everything the device journaled while the hub was away arrived, in order, once.
   std::int64_t last = 0;
   bool away_reported = false, back_reported = false;
@@ -219,11 +236,7 @@ TEST_F(UpdaterHubTest, RollbackOrderReturnsToThePreviousVersionUntilAHigherGener
   EXPECT_TRUE(has(result.message, "the hub rolled rollout `app` back (generation 1, rolled-back)")) << result.message;
   EXPECT_EQ(current(), "1.0");
   // Recorded with why, and reported.
-  bool recorded = false;
-  const auto history = updater().history_json(100);
-  for (const auto& e : history["entries"])
-    recorded = recorded || (e["kind"] == "transition" && e["to"] == "rolled-back" && has(e["message"].get<std::string>(), "the hub rolled"));
-  EXPECT_TRUE(recorded);
+  EXPECT_EQ(journaled("transition", "the hub rolled rollout `app` back"), 1);
   EXPECT_EQ(reported_transitions("app-2.0").back(), "rolling-back>rolled-back");
   // The order is followed once: 1.0 is not the rollout's release.
   EXPECT_EQ(updater().run_cycle().outcome, "up-to-date");
@@ -277,11 +290,7 @@ TEST_F(UpdaterHubTest, RollbackOrderWithNoPreviousVersionKeepsTheAppAndSaysWhy) 
   EXPECT_EQ(current(), "1.0");
   EXPECT_TRUE(has(result.message, "cannot roll back app-1.0")) << result.message;
   (void)updater().run_cycle();
-  int events = 0;
-  const auto history = updater().history_json(100);
-  for (const auto& e : history["entries"])
-    if (e["kind"] == "event" && has(e["message"].get<std::string>(), "no previous committed version")) ++events;
-  EXPECT_EQ(events, 1);  // said once, not at every poll
+  EXPECT_EQ(journaled("event", "no previous committed version"), 1);  // said once, not at every poll
 }
 
 }  // namespace
