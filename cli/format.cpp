@@ -112,6 +112,25 @@ std::string format_status(const json& status, std::int64_t now) {
     out << "          next poll  " << when(source, "next_poll_at", now) << '\n';
   }
 
+  const auto& hub = field(status, "hub");
+  if (hub.is_object()) {
+    out << "hub       " << text(hub, "url") << '\n';
+    out << "          last sync  " << when(hub, "last_sync_at", now);
+    if (auto result = text(hub, "last_sync_result", ""); !result.empty()) out << ": " << result;
+    out << '\n';
+    for (const auto& [name, gate] : field(hub, "rollouts").items()) {
+      out << "          rollout " << name << "  " << text(gate, "release") << ": "
+          << (field(gate, "rollback") == true ? "roll back" : field(gate, "admitted") == true ? "admitted" : "not admitted")
+          << " (generation " << integer(gate, "generation").value_or(0) << ", " << text(gate, "state") << ")";
+      if (auto reason = text(gate, "reason", ""); !reason.empty()) out << ": " << reason;
+      out << '\n';
+    }
+    out << "          reports    " << integer(hub, "outbox").value_or(0) << " waiting";
+    if (auto result = text(hub, "last_report_result", ""); !result.empty())
+      out << "; last sent " << when(hub, "last_report_at", now) << ": " << result;
+    out << '\n';
+  }
+
   const auto& update = field(status, "update");
   if (update.is_object()) {
     out << "update    " << text(update, "target") << " -> " << text(update, "version") << " ("

@@ -30,8 +30,11 @@ class HubProcess {
   const std::string& operator_token() const { return operator_token_; }
   const stdfs::path& device_tokens_file() const { return device_tokens_; }
 
-  // hub.yaml: listen 127.0.0.1:0, the given tick and poll interval; `extra` is appended (webhooks: ...).
-  void write_config(const std::string& tick = "1s", const std::string& interval = "1s", const std::string& extra = {});
+  // hub.yaml: the given tick and poll interval; `extra` is appended (webhooks: ...). `listen`
+  // 127.0.0.1:0 lets the OS pick the port at each start; a fixed one keeps the hub where its
+  // devices look for it across a restart.
+  void write_config(const std::string& tick = "1s", const std::string& interval = "1s", const std::string& extra = {},
+                    const std::string& listen = "127.0.0.1:0");
   const stdfs::path& config_path() const { return config_; }
   stdfs::path data_dir() const { return dir_ / "data"; }
 
