@@ -16,6 +16,14 @@ ota::UpdaterOptions updater_options(const Config& config) {
   o.source_branch = config.source_branch;
   o.allowed_signers = config.allowed_signers;
   o.data_dir = config.data_dir;
+  if (config.hub_url) {
+    ota::HubOptions hub;
+    hub.url = *config.hub_url;
+    hub.token_file = config.hub_token_file;
+    hub.ca_file = config.hub_ca_file;
+    hub.outbox_limit = config.hub_outbox_limit;
+    o.hub = std::move(hub);
+  }
   for (const auto& [name, app] : config.apps) {
     ota::AppTarget t;
     t.name = name;

@@ -49,8 +49,9 @@ void HubProcess::revoke_device(const std::string& id) {
   write_device_tokens();
 }
 
-void HubProcess::write_config(const std::string& tick, const std::string& interval, const std::string& extra) {
-  write_file(config_, "listen: 127.0.0.1:0\n"
+void HubProcess::write_config(const std::string& tick, const std::string& interval, const std::string& extra,
+                              const std::string& listen) {
+  write_file(config_, "listen: \"" + listen + "\"\n"
                       "source: {url: \"" + source_url_ + "\", branch: main, interval: " + interval +
                       ", allowed_signers: " + allowed_signers_.string() + "}\n"
                       "data_dir: " + data_dir().string() + "\n"
@@ -114,6 +115,7 @@ HubProcess::Reply HubProcess::request(const std::string& method, const std::stri
   if (!token.empty()) options.headers["Authorization"] = "Bearer " + token;
   if (!body.empty()) options.headers["Content-Type"] = "application/json";
   options.body = body;
+  if (!ca_file_.empty()) options.ca_file = ca_file_;
   auto response = http::request(url_ + target, options);
   if (!response) throw std::runtime_error(method + " " + url_ + target + ": " + response.error().message);
   Reply reply{response->status, nlohmann::json::parse(response->body, nullptr, false), response->body};

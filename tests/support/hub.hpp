@@ -30,8 +30,11 @@ class HubProcess {
   const std::string& operator_token() const { return operator_token_; }
   const stdfs::path& device_tokens_file() const { return device_tokens_; }
 
-  // hub.yaml: listen 127.0.0.1:0, the given tick and poll interval; `extra` is appended (webhooks: ...).
-  void write_config(const std::string& tick = "1s", const std::string& interval = "1s", const std::string& extra = {});
+  // hub.yaml: the given tick and poll interval; `extra` is appended (webhooks: ...). `listen`
+  // 127.0.0.1:0 lets the OS pick the port at each start; a fixed one keeps the hub where its
+  // devices look for it across a restart.
+  void write_config(const std::string& tick = "1s", const std::string& interval = "1s", const std::string& extra = {},
+                    const std::string& listen = "127.0.0.1:0");
   const stdfs::path& config_path() const { return config_; }
   stdfs::path data_dir() const { return dir_ / "data"; }
 
@@ -50,6 +53,8 @@ class HubProcess {
     nlohmann::json json;  // null when the body is not JSON
     std::string body;
   };
+  // The CA certificate request() trusts for a hub with `tls:` (default: the system's CAs).
+  void set_ca_file(const stdfs::path& ca_file) { ca_file_ = ca_file; }
   // One request to the hub with `Authorization: Bearer <token>` (none when empty).
   Reply request(const std::string& method, const std::string& target, const std::string& token,
                 const std::string& body = {}) const;
@@ -64,6 +69,7 @@ class HubProcess {
   std::string operator_token_ = "operator-token-0123456789abcdef";
   pid_t pid_ = -1;
   std::string url_;
+  stdfs::path ca_file_;
 };
 
 stdfs::path eddy_hub_path();
