@@ -21,7 +21,13 @@ class HubBadInput : public HubEndToEnd {
     good_commit_ = publish("1.0", true, kEveryone);
     hub_->start();
     for (const auto& id : running_) device(id).start();
-    ASSERT_TRUE(wait_until([&] { return rollout()["state"] == "complete" && run("1.0"); }, 60s)) << rollout().dump(1);
+    ASSERT_TRUE(wait_for_rollout([&](json& r) { return r["state"] == "complete" && run("1.0"); }, 60s));
+  }
+  // The next release, to both devices: the hub and the devices carry on.
+  void roll_out_2_0() {
+    publish("2.0", true, kEveryone);
+    ASSERT_TRUE(wait_for_rollout(
+        [&](json& r) { return r["release"] == "app-2.0" && r["state"] == "complete" && run("2.0"); }, 60s));
   }
   bool run(const std::string& version) {
     return std::all_of(running_.begin(), running_.end(),
@@ -115,10 +121,7 @@ TEST_F(HubBadInput, MalformedOversizedAndReplayedReportsChangeNothingAndTheFleet
   EXPECT_EQ(r["devices"]["failed"], 0);
 
   // The same hub process rolls the next release out to both devices, and hears all of it.
-  publish("2.0", true, kEveryone);
-  ASSERT_TRUE(wait_until([&] { return rollout()["release"] == "app-2.0" && rollout()["state"] == "complete" && run("2.0"); },
-                         60s))
-      << rollout().dump(1);
+  roll_out_2_0();
   expect_every_report_of_the_running_arrived();
 }
 
@@ -215,10 +218,7 @@ TEST_F(HubBadInput, ARolloutNamingAMissingReleaseIsRefusedByTheHubAndTheDevices)
   }
 
   // A signed commit on top that names a release that exists: the hub and the devices move on.
-  publish("2.0", true, kEveryone);
-  ASSERT_TRUE(wait_until([&] { return rollout()["release"] == "app-2.0" && rollout()["state"] == "complete" && run("2.0"); },
-                         60s))
-      << rollout().dump(1);
+  roll_out_2_0();
   EXPECT_EQ(rollout()["generation"], 2);
 }
 

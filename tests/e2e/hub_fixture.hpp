@@ -10,9 +10,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -72,8 +74,9 @@ class HubEndToEnd : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) {
-      std::cerr << "---- eddy-hub log (end) ----\n" << tail(hub_->log()) << "---- " << ids_[0] << " log (end) ----\n"
-                << tail(devices_[0]->log());
+      std::cerr << "---- eddy-hub log (end) ----\n" << tail(hub_->log());
+      for (std::size_t i = 0; i < devices_.size(); ++i)
+        if (!devices_[i]->log().empty()) std::cerr << "---- " << ids_[i] << " log (end) ----\n" << tail(devices_[i]->log(), 2500);
     }
     // A held check would keep its eddyd busy until the check's timeout.
     for (const auto& id : ids_) release(id);
@@ -124,8 +127,8 @@ class HubEndToEnd : public ::testing::Test {
                 {"XDG_CONFIG_HOME", (tmp_ / "home" / "config").string()}});
   }
 
-  static std::string tail(const std::string& text) {
-    return text.size() > 6000 ? text.substr(text.size() - 6000) : text;
+  static std::string tail(const std::string& text, std::size_t size = 6000) {
+    return text.size() > size ? text.substr(text.size() - size) : text;
   }
 
   // The release's analysis: the bundle's check every 200ms, `iterations` times, `threshold`
@@ -151,7 +154,7 @@ class HubEndToEnd : public ::testing::Test {
         "cd -P ../.. || exit 1\n"
         "calls=$(( $(cat calls 2>/dev/null || echo 0) + 1 ))\n"
         "echo \"$calls\" > calls\n"
-        "while test -f hold; do sleep 0.02; done\n"
+        "while test -f hold; do sleep 0.1; done\n"
         "if test \"$calls\" -le \"$(cat fail-first 2>/dev/null || echo 0)\"; then\n"
         "  echo \"check $calls fails (fail-first)\"; exit 1\n"
         "fi\n"
@@ -167,6 +170,44 @@ class HubEndToEnd : public ::testing::Test {
   void start_all() {
     hub_->start();
     for (auto& d : devices_) d->start();
+  }
+  // start_all on a signed fleet commit with no rollout yet, until the hub knows every device:
+  // the first step's minDevices fill (the lowest places among the devices the hub knows) then
+  // picks by place in line among all of them, not among those that happened to sync first.
+  void start_all_known() {
+    fleet_->repo().write("README.md", "The fleet of the hub end-to-end tests.\n");
+    fleet_->repo().commit("fleet: no rollout yet");
+    start_all();
+    ASSERT_TRUE(wait_until(
+        [&] { return hub_->request("GET", "/v1/devices", hub_->operator_token()).json["devices"].size() == kDevices; },
+        std::chrono::seconds(30)))
+        << hub_->request("GET", "/v1/devices", hub_->operator_token()).body;
+  }
+
+  // Poll the rollout's status until `condition` holds for it: that status, or nullopt (and a
+  // failure that shows the last status seen).
+  std::optional<nlohmann::json> wait_for_rollout(const std::function<bool(nlohmann::json&)>& condition,
+                                                 std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    nlohmann::json r;
+    if (wait_until([&] { return condition(r = rollout()); }, timeout)) return r;
+    ADD_FAILURE() << "the rollout did not get there in " << timeout.count() << " s; it is:\n" << r.dump(1);
+    return std::nullopt;
+  }
+  // The rollout once the director has looked at it twice more since `seen` (each tick records
+  // its verdict with the time, in seconds): whatever it decided meanwhile.
+  nlohmann::json looked_again(const nlohmann::json& seen) {
+    const auto at = seen["last_verdict"]["at"].get<std::int64_t>();
+    auto r = wait_for_rollout([&](nlohmann::json& now) { return now["last_verdict"]["at"].get<std::int64_t>() >= at + 2; });
+    return r ? *r : nlohmann::json::object();
+  }
+  // Wait until the rollout is complete with every device running `version`, each a success.
+  std::optional<nlohmann::json> wait_complete(const std::string& version) {
+    auto r = wait_for_rollout([&](nlohmann::json& now) { return now["state"] == "complete" && all_run(version); },
+                              std::chrono::seconds(60));
+    if (!r) return r;
+    EXPECT_EQ((*r)["devices"]["succeeded"], kDevices) << r->dump(1);
+    EXPECT_EQ((*r)["devices"]["failed"], 0) << r->dump(1);
+    return r;
   }
 
   bool all_run(const std::string& version) {

@@ -36,13 +36,9 @@ constexpr const char* kSteps = "  steps: [10, 100]\n  bake: 1s\n  minDevices: 1\
 TEST_F(HubFlakyDevice, TheThresholdDecidesNotTheFirstFailedCheck) {
   // Three checks, one failed check tolerated; dev-6's first check fails.
   fail_first("dev-6", 1);
+  start_all_known();
   publish("1.0", true, kSteps, check_analysis(3, 1));
-  start_all();
-  ASSERT_TRUE(wait_until([&] { return rollout()["state"] == "complete" && all_run("1.0"); }, 60s))
-      << rollout().dump(1);
-  auto done = rollout();
-  EXPECT_EQ(done["devices"]["succeeded"], kDevices);
-  EXPECT_EQ(done["devices"]["failed"], 0);
+  ASSERT_TRUE(wait_complete("1.0"));
   auto admitted = hub_admissions(*hub_, "app", 1);
   EXPECT_EQ(admitted["dev-6"], 0);
   for (const auto& id : ids_) {
@@ -58,14 +54,10 @@ TEST_F(HubFlakyDevice, TheThresholdDecidesNotTheFirstFailedCheck) {
   // its failure halts the first step; nobody else installs the release.
   fail_first("dev-6", 2);
   publish("2.0", true, kSteps, check_analysis(3, 1));
-  nlohmann::json r;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        r = rollout();
-        return r["release"] == "app-2.0" && r["state"] == "rolled-back";
-      },
-      60s))
-      << r.dump(1);
+  auto halted = wait_for_rollout(
+      [](nlohmann::json& now) { return now["release"] == "app-2.0" && now["state"] == "rolled-back"; }, 60s);
+  ASSERT_TRUE(halted);
+  auto& r = *halted;
   EXPECT_EQ(r["generation"], 2);
   EXPECT_EQ(r["step"], 0);
   EXPECT_EQ(r["admitted"], 1);

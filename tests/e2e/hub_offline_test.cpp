@@ -13,8 +13,7 @@ class HubOffline : public HubEndToEnd {};
 TEST_F(HubOffline, AdmittedDevicesThatAreAwayHoldTheStepWithoutFailingItAndCountOnceWhenBack) {
   publish("1.0", true, "  steps: [100]\n  bake: 0s\n  minDevices: 1\n");
   start_all();
-  ASSERT_TRUE(wait_until([&] { return rollout()["state"] == "complete" && all_run("1.0"); }, 60s))
-      << rollout().dump(1);
+  ASSERT_TRUE(wait_complete("1.0"));
 
   // Step 1 (90%) of the next release admits dev-6, dev-3 and dev-2 (places 3.3, 60.8, 84.4);
   // two of them are stopped before it is committed. The hub knows them from their syncs.
@@ -24,17 +23,12 @@ TEST_F(HubOffline, AdmittedDevicesThatAreAwayHoldTheStepWithoutFailingItAndCount
 
   // dev-6 commits; the two away have no data. Once the bake has passed, the director waits on
   // them, and keeps waiting each time it looks again.
-  nlohmann::json r;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        r = rollout();
-        return r["release"] == "app-2.0" && r["devices"]["succeeded"] == 1 && r["devices"]["no_data"] == 2 &&
-               contains(r["last_verdict"].value("message", ""), "no verdict yet");
-      },
-      30s))
-      << r.dump(1);
-  const auto seen_at = r["last_verdict"]["at"].get<std::int64_t>();
-  ASSERT_TRUE(wait_until([&] { return (r = rollout())["last_verdict"]["at"].get<std::int64_t>() >= seen_at + 2; }, 30s));
+  auto waiting = wait_for_rollout([](nlohmann::json& r) {
+    return r["release"] == "app-2.0" && r["devices"]["succeeded"] == 1 && r["devices"]["no_data"] == 2 &&
+           contains(r["last_verdict"].value("message", ""), "no verdict yet");
+  });
+  ASSERT_TRUE(waiting);
+  auto r = looked_again(*waiting);
   EXPECT_EQ(r["state"], "progressing");
   EXPECT_EQ(r["step"], 0);
   EXPECT_EQ(r["admitted"], 3);
@@ -51,12 +45,9 @@ TEST_F(HubOffline, AdmittedDevicesThatAreAwayHoldTheStepWithoutFailingItAndCount
 
   // Back: they install, the step closes and the last one opens; every device counted once.
   for (const auto& id : away) device(id).start();
-  ASSERT_TRUE(wait_until([&] { return rollout()["state"] == "complete" && all_run("2.0"); }, 60s))
-      << rollout().dump(1);
-  auto done = rollout();
-  EXPECT_EQ(done["generation"], 2);
-  EXPECT_EQ(done["devices"]["succeeded"], kDevices);
-  EXPECT_EQ(done["devices"]["failed"], 0);
+  auto done = wait_complete("2.0");
+  ASSERT_TRUE(done);
+  EXPECT_EQ((*done)["generation"], 2);
   auto admitted = hub_admissions(*hub_, "app", 2);
   EXPECT_EQ(admitted, (std::map<std::string, std::int64_t>{
                           {"dev-1", 1}, {"dev-2", 0}, {"dev-3", 0}, {"dev-4", 1}, {"dev-5", 1}, {"dev-6", 0}}));

@@ -30,18 +30,20 @@ TEST_F(HubRestart, AHubKilledMidStepComesBackInThatStepAndLosesNoReport) {
   // more, step 3 the last one. Every device's check waits until the test releases it.
   const std::vector<std::string> first{"dev-3", "dev-6"}, second{"dev-1", "dev-2", "dev-5"};
   for (const auto& id : ids_) hold(id);
+  start_all_known();
   publish("1.0", true, "  steps: [50, 95, 100]\n  bake: 1s\n  minDevices: 2\n  maxFailureRate: 0%\n");
-  start_all();
 
   ASSERT_TRUE(wait_until([&] { return admitted_by(0) == first && checking(first); }, 30s)) << rollout().dump(1);
   for (const auto& id : first) release(id);
-  ASSERT_TRUE(wait_until([&] { return rollout()["step"] == 1 && admitted_by(1) == second && checking(second); }, 30s))
-      << rollout().dump(1);
+  ASSERT_TRUE(wait_for_rollout([&](nlohmann::json& r) {
+    return r["step"] == 1 && admitted_by(1) == second && checking(second);
+  }));
 
   // One device of the open step reports its verdict; two are still in their analysis.
   release("dev-2");
-  ASSERT_TRUE(wait_until([&] { return rollout()["devices"]["succeeded"] == 3; }, 30s)) << rollout().dump(1);
-  auto before = rollout();
+  auto reported = wait_for_rollout([](nlohmann::json& r) { return r["devices"]["succeeded"] == 3; });
+  ASSERT_TRUE(reported);
+  auto& before = *reported;
   EXPECT_EQ(before["devices"]["in_progress"].get<int>() + before["devices"]["no_data"].get<int>(), 2) << before.dump(1);
   hub_->kill9();
 
@@ -67,25 +69,21 @@ TEST_F(HubRestart, AHubKilledMidStepComesBackInThatStepAndLosesNoReport) {
   EXPECT_EQ(after["admitted"], 5);
 
   // dev-1's reports arrive and count once; dev-5, still in its analysis, keeps the step open.
-  ASSERT_TRUE(wait_until(
-      [&] { return rollout()["devices"]["succeeded"] == 4 && dev1.status()["hub"]["outbox"] == 0; }, 30s))
-      << rollout().dump(1);
-  EXPECT_EQ(rollout()["step"], 1);
+  auto counted = wait_for_rollout(
+      [&](nlohmann::json& r) { return r["devices"]["succeeded"] == 4 && dev1.status()["hub"]["outbox"] == 0; });
+  ASSERT_TRUE(counted);
+  EXPECT_EQ((*counted)["step"], 1);
 
   for (const auto& id : ids_) release(id);
-  ASSERT_TRUE(wait_until([&] { return rollout()["state"] == "complete" && all_run("1.0"); }, 60s))
-      << rollout().dump(1);
-  auto done = rollout();
-  EXPECT_EQ(done["generation"], 1);
-  EXPECT_EQ(done["devices"]["succeeded"], kDevices);
-  EXPECT_EQ(done["devices"]["failed"], 0);
+  auto done = wait_complete("1.0");
+  ASSERT_TRUE(done);
+  EXPECT_EQ((*done)["generation"], 1);
   EXPECT_EQ(admitted_by(2), std::vector<std::string>{"dev-4"});
   // One generation, widened twice: nothing started over at the restart.
   std::map<std::string, int> kinds;
-  for (const auto& e : done["events"]) ++kinds[e["kind"].get<std::string>()];
-  EXPECT_EQ(kinds["generation"], 1) << done["events"].dump(1);
-  EXPECT_EQ(kinds["step"], 2) << done["events"].dump(1);
-  EXPECT_EQ(kinds["complete"], 1) << done["events"].dump(1);
+  for (const auto& e : (*done)["events"]) ++kinds[e["kind"].get<std::string>()];
+  EXPECT_EQ(kinds, (std::map<std::string, int>{{"complete", 1}, {"generation", 1}, {"step", 2}}))
+      << (*done)["events"].dump(1);
 
   expect_every_report_arrived();
 }
