@@ -1,4 +1,5 @@
-// eddyd: the device agent. Parses arguments, loads the configuration and hands over to Agent.
+// eddyd: the device agent. Parses arguments, loads the configuration and hands over to Agent,
+// which runs each poll in the update worker eddyd-worker (daemon/worker/).
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -8,22 +9,11 @@
 #include "daemon/config.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/version.hpp"
+#include "daemon/update_worker.hpp"
 #include "platform/event_loop.hpp"
+#include "platform/fs.hpp"
 #include "platform/log.hpp"
 #include "platform/systemd.hpp"
-
-namespace {
-
-eddy::log::Level level_from(const std::string& name) {
-  using eddy::log::Level;
-  if (name == "error") return Level::error;
-  if (name == "warning") return Level::warning;
-  if (name == "notice") return Level::notice;
-  if (name == "debug") return Level::debug;
-  return Level::info;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -47,14 +37,26 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto config = eddy::daemon::load_config(config_file);
+  // The text is kept: every update worker gets it, so that both read the same configuration
+  // even when the file is edited while eddyd runs.
+  auto config_text = eddy::fs::read_file(config_file, 4u << 20);
+  if (!config_text) {
+    eddy::log::error(config_text.error().with_context("read configuration").message);
+    return 2;
+  }
+  auto config = eddy::daemon::parse_config(*config_text, config_file);
   if (!config) {
     eddy::log::error(config.error().message);
     return 2;
   }
-  eddy::log::set_min_level(level_from(config->log_level));
+  eddy::log::set_min_level(eddy::log::level_from_name(config->log_level).value_or(eddy::log::Level::info));
   if (auto st = eddy::daemon::check_config(*config); !st) {
     eddy::log::error(st.error().message);
+    return 2;
+  }
+  auto worker = eddy::daemon::find_worker_executable();
+  if (!worker) {
+    eddy::log::error(worker.error().message);
     return 2;
   }
   if (check_only) {
@@ -64,7 +66,7 @@ int main(int argc, char** argv) {
 
   ::signal(SIGPIPE, SIG_IGN);
   eddy::EventLoop loop;
-  eddy::daemon::Agent agent(*config, loop);
+  eddy::daemon::Agent agent(*config, eddy::daemon::WorkerSettings{*worker, config_file, *config_text}, loop);
   if (auto st = agent.start(); !st) {
     eddy::log::error("cannot start: " + st.error().message);
     return 1;

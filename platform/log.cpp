@@ -26,6 +26,12 @@ const char* level_word(Level level) {
 
 void set_min_level(Level level) { g_min_level = static_cast<int>(level); }
 
+std::optional<Level> level_from_name(std::string_view name) {
+  for (Level level : {Level::error, Level::warning, Level::notice, Level::info, Level::debug})
+    if (name == level_word(level)) return level;
+  return std::nullopt;
+}
+
 void write(Level level, std::string_view message) {
   if (static_cast<int>(level) > g_min_level.load()) return;
   static const bool tty = isatty(STDERR_FILENO) == 1;
