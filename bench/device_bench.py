@@ -114,9 +114,11 @@ spec:
 
 
 def proc_cpu_seconds(pid):
+    """User + system time of pid and of its children it has waited for: eddyd and the update
+    workers it started (the supervised app runs on and is not counted)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / CLK_TCK
 
 
 def proc_rss_kib(pid):

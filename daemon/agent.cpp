@@ -2,7 +2,6 @@
 
 #include <future>
 
-#include "daemon/version.hpp"
 #include "platform/fs.hpp"
 #include "platform/log.hpp"
 #include "platform/systemd.hpp"
@@ -87,7 +86,6 @@ void Agent::enqueue(std::function<void()> job) {
 }
 
 WorkerResult Agent::run_job(worker_protocol::Job job) {
-  job.version = std::string(version());
   job.start_apps = !apps_started_;
   const std::string kind = job.kind;
   {

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "daemon/version.hpp"
 #include "platform/log.hpp"
 #include "platform/process.hpp"
 #include "platform/unique_fd.hpp"
@@ -77,7 +78,7 @@ WorkerResult UpdateWorker::run(worker_protocol::Job job) {
     // Under the lock: stop() either sees this worker's pid or made us not start one.
     std::lock_guard lock(mutex_);
     if (stopping_) return failed(Error{Errc::conflict, "eddyd is stopping; no update worker started"});
-    auto spawned = process::spawn({settings_.executable.string()}, {}, env, -1, theirs.get());
+    auto spawned = process::spawn({settings_.executable.string(), "--socket-fd", "3"}, {}, env, -1, theirs.get());
     if (!spawned) return failed(spawned.error().with_context("start the update worker"));
     pid = *spawned;
     pid_ = pid;
@@ -86,6 +87,7 @@ WorkerResult UpdateWorker::run(worker_protocol::Job job) {
   log::debug("update worker pid " + std::to_string(pid) + " started for a " + job.kind);
 
   LineChannel channel(std::move(ours), "update worker pid " + std::to_string(pid));
+  job.version = std::string(version());
   job.eddyd_pid = ::getpid();
   job.config_file = settings_.config_file;
   job.config = settings_.config;
@@ -96,7 +98,7 @@ WorkerResult UpdateWorker::run(worker_protocol::Job job) {
     result = converse(channel);
   if (result.failure) ::kill(pid, SIGKILL);  // whatever it is doing, it is no longer heard
 
-  int status = reap(pid, std::chrono::seconds(10));
+  int status = reap(pid, settings_.exit_grace);
   if (!result.failure) return result;
   std::string how = process::describe_wait_status(status);
   Error failure = *result.failure;

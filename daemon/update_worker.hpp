@@ -42,6 +42,8 @@ struct WorkerSettings {
   std::filesystem::path executable;
   std::filesystem::path config_file;
   std::string config;  // the configuration's text, handed to every worker
+  // A worker that closed its socket (so it is exiting) and is still there after this is killed.
+  std::chrono::milliseconds exit_grace{std::chrono::seconds(10)};
 };
 
 // How a job went.
@@ -57,7 +59,8 @@ class UpdateWorker {
  public:
   UpdateWorker(WorkerSettings settings, WorkerHost& host);
 
-  // Start a worker for `job`, serve its requests on this thread until it exits, reap it.
+  // Start a worker for `job` (its version, pid and configuration are filled in here), serve
+  // its requests on this thread until it exits, reap it.
   // Linux sends the worker its parent-death signal when the *thread* that started it ends:
   // call from a thread that outlives the job.
   WorkerResult run(worker_protocol::Job job);

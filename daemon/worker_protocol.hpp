@@ -1,5 +1,6 @@
 // eddyd and its update worker (eddyd-worker, daemon/worker/) talk over a socketpair that is
-// the worker's descriptor 3, one JSON object a line (platform/line_channel.hpp).
+// the worker's descriptor 3 (eddyd starts `eddyd-worker --socket-fd 3`), one JSON object a
+// line (platform/line_channel.hpp).
 //
 // eddyd → worker, first and once: the job
 //   {"version":"0.1.0","job":"poll"|"rollback","target":"sensor-app","start_apps":false,

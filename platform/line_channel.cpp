@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace eddy {
@@ -32,14 +33,14 @@ Expected<std::optional<std::string>> LineChannel::read() {
   std::size_t searched = 0;
   for (;;) {
     auto newline = buffer_.find('\n', searched);
+    if (std::min(newline, buffer_.size()) > max_line_)
+      return make_error(Errc::too_large, what_ + " sent a line longer than " + std::to_string(max_line_) + " bytes");
     if (newline != std::string::npos) {
       std::string line = buffer_.substr(0, newline);
       buffer_.erase(0, newline + 1);
       return line;
     }
     searched = buffer_.size();
-    if (buffer_.size() > max_line_)
-      return make_error(Errc::too_large, what_ + " sent a line longer than " + std::to_string(max_line_) + " bytes");
     ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <string_view>
 
 #include "daemon/worker/worker.hpp"
 
-int main(int argc, char**) {
-  if (argc != 1 || ::fcntl(3, F_GETFD) < 0) {
+int main(int argc, char** argv) {
+  // eddyd starts it as `eddyd-worker --socket-fd 3`, its socket open as descriptor 3.
+  if (argc != 3 || std::string_view(argv[1]) != "--socket-fd" || std::string_view(argv[2]) != "3" ||
+      ::fcntl(3, F_GETFD) < 0) {
     std::fputs("eddyd-worker is eddyd's update worker; eddyd starts it, one per poll (see `eddyd --help`).\n", stderr);
     return 2;
   }

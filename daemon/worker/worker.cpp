@@ -207,7 +207,11 @@ int run_update_worker(UniqueFd fd) {
   if (u.stop_requested()) return report_error(Error{Errc::conflict, "eddyd is stopping; the " + job->kind + " was not done"});
   nlohmann::json reply;
   if (job->kind == "poll") {
-    reply = {{"result", poll_result_json(u.run_cycle())}};
+    auto cycle = u.run_cycle();
+    if (u.stop_requested())
+      return report_error(Error{Errc::conflict, "eddyd is stopping; the poll was interrupted (an update it began "
+                                                "is finished or rolled back at the next start)"});
+    reply = {{"result", poll_result_json(cycle)}};
   } else {
     auto r = u.rollback(job->target);
     reply = r ? nlohmann::json{{"result", *r}} : nlohmann::json{{"error", error_json(r.error())}};
