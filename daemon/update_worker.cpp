@@ -4,10 +4,12 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
 #include "daemon/version.hpp"
@@ -73,6 +75,7 @@ WorkerResult UpdateWorker::run(worker_protocol::Job job) {
   // A fault point reached in the worker stops eddyd too: a power cut of the whole agent.
   env["EDDY_FAULT_KILL_ALSO"] = std::to_string(::getpid());
 #endif
+  const auto started = std::chrono::steady_clock::now();
   pid_t pid = 0;
   {
     // Under the lock: stop() either sees this worker's pid or made us not start one.
@@ -98,7 +101,7 @@ WorkerResult UpdateWorker::run(worker_protocol::Job job) {
     result = converse(channel);
   if (result.failure) ::kill(pid, SIGKILL);  // whatever it is doing, it is no longer heard
 
-  int status = reap(pid, settings_.exit_grace);
+  int status = reap(pid, settings_.exit_grace, job.kind, started);
   if (!result.failure) return result;
   std::string how = process::describe_wait_status(status);
   Error failure = *result.failure;
@@ -165,7 +168,8 @@ WorkerResult UpdateWorker::converse(LineChannel& channel) {
   }
 }
 
-int UpdateWorker::reap(pid_t pid, std::chrono::milliseconds grace) {
+int UpdateWorker::reap(pid_t pid, std::chrono::milliseconds grace, const std::string& job,
+                       std::chrono::steady_clock::time_point started) {
   // Its socket is closed, so it is exiting; a worker that lingers anyway is killed.
   // (glibc 2.36's <sys/pidfd.h> lacks extern "C": the system call directly.)
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
@@ -187,8 +191,16 @@ int UpdateWorker::reap(pid_t pid, std::chrono::milliseconds grace) {
     pid_.reset();
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  rusage usage{};
+  while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
+  auto ms = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1000.0 + static_cast<double>(t.tv_usec) / 1000.0; };
+  char line[200];
+  std::snprintf(line, sizeof line, "update worker pid %d: %s took %.0f ms, %.1f ms of CPU, peak RSS %.1f MiB", pid,
+                job.c_str(),
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(),
+                ms(usage.ru_utime) + ms(usage.ru_stime), static_cast<double>(usage.ru_maxrss) / 1024.0);
+  log::debug(line);
   return status;
 }
 

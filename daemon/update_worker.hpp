@@ -75,8 +75,10 @@ class UpdateWorker {
 
  private:
   WorkerResult converse(LineChannel& channel);
-  // Wait for the worker to exit (after its socket closed); SIGKILL after `grace`.
-  int reap(pid_t pid, std::chrono::milliseconds grace);
+  // Wait for the worker to exit (after its socket closed); SIGKILL after `grace`. Returns its
+  // wait status; logs (debug) what it cost.
+  int reap(pid_t pid, std::chrono::milliseconds grace, const std::string& job,
+           std::chrono::steady_clock::time_point started);
 
   WorkerSettings settings_;
   WorkerHost& host_;

@@ -1,6 +1,7 @@
 #include "ota/updater.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <set>
@@ -255,8 +256,20 @@ CycleResult Updater::run_cycle() {
       [&](const Rollout& r) -> std::int64_t {
         std::string key = commit + ":" + r.file;
         if (auto it = rollout_start_cache_.find(key); it != rollout_start_cache_.end()) return it->second;
-        auto t = source_.last_change_time(commit, r.file);
-        std::int64_t start = t ? *t : now;
+        // Kept in the store as well ("<commit> <time>"): each poll runs in a fresh update worker,
+        // and the walk back through history to the rollout's last change grows with the history.
+        const std::string stored_key = "rollout_start:" + r.file;
+        auto stored = store_.get(stored_key);
+        std::int64_t start = 0;
+        const bool known = stored && *stored && (*stored)->starts_with(commit + " ") &&
+                           std::from_chars((*stored)->data() + commit.size() + 1,
+                                           (*stored)->data() + (*stored)->size(), start)
+                                   .ec == std::errc();
+        if (!known) {
+          auto t = source_.last_change_time(commit, r.file);
+          start = t ? *t : now;
+          if (t) (void)store_.put(stored_key, commit + " " + std::to_string(start));
+        }
         rollout_start_cache_[key] = start;
         return start;
       },
