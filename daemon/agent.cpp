@@ -98,7 +98,9 @@ WorkerResult Agent::run_job(worker_protocol::Job job) {
     live_.worker = nullptr;
     live_.update = nullptr;
   }
-  if (result.failure) {
+  if (result.failure && result.failure->code == Errc::conflict) {
+    log::notice(result.failure->message);  // not started: eddyd is stopping
+  } else if (result.failure) {
     // Its update, if it was in one, stays persisted where it was cut short: the next worker
     // starts by recovering it, as after a power cut.
     const Error& e = *result.failure;
@@ -133,7 +135,12 @@ nlohmann::json Agent::poll(bool scheduled) {
   if (result.failure) {
     poll = failed(*result.failure);
   } else if (!result.job) {
-    log::error("poll: " + result.job.error().message);
+    bool stopping;
+    {
+      std::lock_guard lock(mutex_);
+      stopping = stopping_;
+    }
+    log::write(stopping ? log::Level::notice : log::Level::error, "poll: " + result.job.error().message);
     poll = failed(result.job.error());
   } else if (auto parsed = worker_protocol::poll_result_from_json(*result.job); !parsed) {
     log::error("poll: " + parsed.error().message);

@@ -105,7 +105,8 @@ WorkerResult UpdateWorker::run(worker_protocol::Job job) {
   if (!result.failure) return result;
   std::string how = process::describe_wait_status(status);
   Error failure = *result.failure;
-  if (failure.code == Errc::network)  // the socket closed: it ended, and its wait status says how
+  // Errc::network: its socket closed or broke, so it ended (or was ending): its wait status says how.
+  if (failure.code == Errc::network)
     failure = Error{Errc::process, "the update worker (pid " + std::to_string(pid) + ") " + how + " during a " + job.kind +
                                        " before reporting its result"};
   else
@@ -120,7 +121,7 @@ WorkerResult UpdateWorker::converse(LineChannel& channel) {
   for (;;) {
     auto line = channel.read();
     if (!line) return WorkerResult{line.error(), nlohmann::json()};
-    if (!*line) return WorkerResult{Error{Errc::network, "closed"}, nlohmann::json()};
+    if (!*line) return WorkerResult{Error{Errc::network, channel.what() + " closed its socket"}, nlohmann::json()};
     auto message = nlohmann::json::parse(**line, nullptr, false);
     if (message.is_discarded() || !message.is_object()) {
       std::string shown = line->value().substr(0, 200);

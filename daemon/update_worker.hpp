@@ -49,7 +49,8 @@ struct WorkerSettings {
 // How a job went.
 struct WorkerResult {
   // Set when the worker ended without reporting (crashed, killed, broke the protocol, could
-  // not start): how, in words, with Errc::process (or Errc::internal for a protocol error).
+  // not start): how, in words, with Errc::process (Errc::internal for a protocol error), or
+  // Errc::conflict when none was started because stop() came first.
   std::optional<Error> failure;
   // Otherwise: the job's result, or the error the job reported (Errc as the worker said).
   Expected<nlohmann::json> job = nlohmann::json();
@@ -74,6 +75,8 @@ class UpdateWorker {
   std::optional<pid_t> pid() const;
 
  private:
+  // Serves the worker until its last line. A failure with Errc::network: the socket closed or
+  // broke (the worker is gone); Errc::internal: the worker broke the protocol.
   WorkerResult converse(LineChannel& channel);
   // Wait for the worker to exit (after its socket closed); SIGKILL after `grace`. Returns its
   // wait status; logs (debug) what it cost.

@@ -162,9 +162,11 @@ int run_update_worker(UniqueFd fd) {
   static auto& stop_signal = *new StopOnSignal;
   LineChannel channel(std::move(fd), "eddyd");
   EddydLink link(channel);
+  // eddyd logs the error, or hands it to the `eddy` command that asked.
   auto report_error = [&](const Error& e) {
+    if (link.send({{"error", error_json(e)}})) return 0;
     log::error("update worker: " + e.message);
-    return link.send({{"error", error_json(e)}}) ? 0 : 1;
+    return 1;
   };
 
   auto line = channel.read();
