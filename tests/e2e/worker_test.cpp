@@ -7,38 +7,13 @@
 
 #include <gtest/gtest.h>
 
-#include "storage/state_store.hpp"
-#include "tests/support/fleet.hpp"
+#include "tests/e2e/device_fixture.hpp"
 
 namespace eddy::testing {
 namespace {
 
-class WorkerTest : public ::testing::Test {
+class WorkerTest : public DeviceTest {
  protected:
-  void SetUp() override {
-    port_ = free_port();
-    fleet_ = std::make_unique<Fleet>(tmp_.path());
-    device_ = std::make_unique<Device>(tmp_ / "device", fleet_->repo().url(), fleet_->allowed_signers());
-    device_->add_app("sensor-app");
-  }
-
-  AppBundle bundle(const std::string& version) {
-    AppBundle b;
-    b.version = version;
-    b.port = port_;
-    return b;
-  }
-
-  std::string serving() { return http_get(port_, "/version").value_or("(nothing)"); }
-
-  void install_v1() {
-    fleet_->publish("sensor-app", bundle("1.0.0"));
-    device_->start();
-    auto r = device_->eddy({"check"});
-    ASSERT_EQ(r.exit_code, 0) << r.output << device_->log();
-    ASSERT_TRUE(wait_until([&] { return serving() == "1.0.0\n"; })) << device_->log();
-  }
-
   // v2 with an analysis long enough (12 checks, 500 ms apart) to act while it is probed.
   void publish_slow_v2() {
     auto v2 = bundle("2.0.0");
@@ -78,10 +53,6 @@ class WorkerTest : public ::testing::Test {
     return u && *u ? (*u)->state : "";
   }
 
-  TempDir tmp_;
-  int port_ = 0;
-  std::unique_ptr<Fleet> fleet_;
-  std::unique_ptr<Device> device_;
 };
 
 TEST_F(WorkerTest, AWorkerKilledMidUpdateIsAFailedPollAndTheNextPollRecovers) {
