@@ -12,6 +12,7 @@
 
 #include "cli/format.hpp"
 #include "cli/release_commands.hpp"
+#include "cli/rollout_commands.hpp"
 #include "daemon/version.hpp"
 #include "platform/duration.hpp"
 #include "platform/error.hpp"
@@ -42,7 +43,11 @@ Examples:
   eddy rollback sensor-app    go back to the previous version of sensor-app
   eddy status --json          the daemon's answer as JSON, for scripts
   eddy release delta --base OLD.img --image NEW.img --out DELTA.zst
-                              make a delta for a release (no daemon needed))";
+                              make a delta for a release (no daemon needed)
+  eddy rollout status --hub https://hub:8443 --token-file TOKEN
+                              the fleet's rollouts on eddy-hub (see `eddy rollout --help`)
+  eddy fleet devices --selector site=berlin
+                              the devices the hub knows)";
 
 struct Options {
   std::string socket;
@@ -116,7 +121,7 @@ int run(int argc, char** argv) {
   const char* env_socket = std::getenv("EDDY_SOCKET");
   options.socket = env_socket && *env_socket ? env_socket : default_socket;
 
-  CLI::App app{"eddy: control the Eddy update daemon (eddyd) on this device.", "eddy"};
+  CLI::App app{"eddy: control the Eddy update daemon (eddyd) on this device, and the fleet's rollouts on eddy-hub.", "eddy"};
   app.footer(footer);
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(eddy::daemon::version()));
@@ -146,6 +151,8 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   ReleaseOptions release_options;
   auto* release_delta = add_release_commands(app, release_options);
+  HubCommandOptions hub_options;
+  const auto hub_commands = add_hub_commands(app, hub_options);
   rollback->add_option("TARGET", options.target, "the app to roll back (may be left out when there is only one)");
 
   try {
@@ -161,6 +168,7 @@ int run(int argc, char** argv) {
   auto format_history_result = [](const json& j, std::int64_t) { return format_history(j); };
 
   if (release_delta->parsed()) return run_release_delta(release_options);
+  if (auto code = run_hub_commands(hub_commands, hub_options)) return *code;
   if (status->parsed()) return request(options, {{"command", "status"}}, 30s, format_status, nullptr);
   if (history->parsed())
     return request(options, {{"command", "history"}, {"limit", options.limit}}, 30s, format_history_result, nullptr);

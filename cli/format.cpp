@@ -6,8 +6,6 @@
 
 namespace eddy::cli {
 
-namespace {
-
 using nlohmann::json;
 
 const json& field(const json& object, const char* key) {
@@ -17,7 +15,7 @@ const json& field(const json& object, const char* key) {
   return it == object.end() ? null_value : *it;
 }
 
-std::string text(const json& object, const char* key, const std::string& fallback = "-") {
+std::string text(const json& object, const char* key, const std::string& fallback) {
   const auto& value = field(object, key);
   if (value.is_string()) return value.get<std::string>();
   if (value.is_null()) return fallback;
@@ -39,12 +37,6 @@ std::optional<double> real(const json& object, const char* key) {
 
 std::string short_commit(const std::string& commit) { return commit.size() > 12 ? commit.substr(0, 12) : commit; }
 
-std::string when(const json& object, const char* key, std::int64_t now) {
-  auto at = integer(object, key);
-  if (!at || *at <= 0) return "-";
-  return local_time(*at) + " (" + relative_time(*at, now) + ")";
-}
-
 std::string duration_words(std::int64_t seconds) {
   if (seconds < 60) return std::to_string(seconds) + "s";
   if (seconds < 3600) return std::to_string(seconds / 60) + "m" + (seconds % 60 ? std::to_string(seconds % 60) + "s" : "");
@@ -52,7 +44,11 @@ std::string duration_words(std::int64_t seconds) {
   return std::to_string(seconds / 86400) + "d" + (seconds % 86400 / 3600 ? std::to_string(seconds % 86400 / 3600) + "h" : "");
 }
 
-}  // namespace
+std::string when(const json& object, const char* key, std::int64_t now) {
+  auto at = integer(object, key);
+  if (!at || *at <= 0) return "-";
+  return local_time(*at) + " (" + relative_time(*at, now) + ")";
+}
 
 std::string local_time(std::int64_t epoch_seconds) {
   std::time_t t = static_cast<std::time_t>(epoch_seconds);
@@ -114,6 +110,25 @@ std::string format_status(const json& status, std::int64_t now) {
     if (auto result = text(source, "last_poll_result", ""); !result.empty()) out << ": " << result;
     out << '\n';
     out << "          next poll  " << when(source, "next_poll_at", now) << '\n';
+  }
+
+  const auto& hub = field(status, "hub");
+  if (hub.is_object()) {
+    out << "hub       " << text(hub, "url") << '\n';
+    out << "          last sync  " << when(hub, "last_sync_at", now);
+    if (auto result = text(hub, "last_sync_result", ""); !result.empty()) out << ": " << result;
+    out << '\n';
+    for (const auto& [name, gate] : field(hub, "rollouts").items()) {
+      out << "          rollout " << name << "  " << text(gate, "release") << ": "
+          << (field(gate, "rollback") == true ? "roll back" : field(gate, "admitted") == true ? "admitted" : "not admitted")
+          << " (generation " << integer(gate, "generation").value_or(0) << ", " << text(gate, "state") << ")";
+      if (auto reason = text(gate, "reason", ""); !reason.empty()) out << ": " << reason;
+      out << '\n';
+    }
+    out << "          reports    " << integer(hub, "outbox").value_or(0) << " waiting";
+    if (auto result = text(hub, "last_report_result", ""); !result.empty())
+      out << "; last sent " << when(hub, "last_report_at", now) << ": " << result;
+    out << '\n';
   }
 
   const auto& update = field(status, "update");

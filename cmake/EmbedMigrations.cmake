@@ -1,8 +1,19 @@
-# Turns storage/migrations/NNN_name.sql into a C++ table compiled into eddy_storage, so the
-# schema ships inside the binary and an older binary can still read what it knows.
+# Turns <folder>/migrations/NNN_name.sql into a C++ table compiled into the folder's library, so
+# the schema ships inside the binary and an older binary can still read what it knows.
+# -DMIGRATIONS_DIR, -DOUTPUT; optional -DHEADER, -DNAMESPACE, -DFUNCTION name the declaration
+# the table defines (default: storage/migrations.hpp, eddy::storage::device_migrations()).
+if(NOT HEADER)
+  set(HEADER "storage/migrations.hpp")
+endif()
+if(NOT NAMESPACE)
+  set(NAMESPACE "eddy::storage")
+endif()
+if(NOT FUNCTION)
+  set(FUNCTION "device_migrations")
+endif()
 file(GLOB files "${MIGRATIONS_DIR}/*.sql")
 list(SORT files)
-set(out "// Generated from storage/migrations/*.sql by cmake/EmbedMigrations.cmake.\n#include \"storage/migrations.hpp\"\n\nnamespace eddy::storage {\nconst std::vector<Migration>& device_migrations() {\n  static const std::vector<Migration> migrations = {\n")
+set(out "// Generated from the migrations/*.sql beside ${HEADER} by cmake/EmbedMigrations.cmake.\n#include \"${HEADER}\"\n\nnamespace ${NAMESPACE} {\nconst std::vector<storage::Migration>& ${FUNCTION}() {\n  static const std::vector<storage::Migration> migrations = {\n")
 foreach(f IN LISTS files)
   get_filename_component(name "${f}" NAME)
   string(REGEX MATCH "^[0-9]+" number "${name}")
@@ -10,6 +21,6 @@ foreach(f IN LISTS files)
   file(READ "${f}" sql)
   string(APPEND out "    {${number}, R\"eddysql(${sql})eddysql\"},\n")
 endforeach()
-string(APPEND out "  };\n  return migrations;\n}\n}  // namespace eddy::storage\n")
+string(APPEND out "  };\n  return migrations;\n}\n}  // namespace ${NAMESPACE}\n")
 file(WRITE "${OUTPUT}.tmp" "${out}")
 file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)

@@ -1,5 +1,6 @@
 #include "daemon/config.hpp"
 
+#include <arpa/inet.h>
 #include <grp.h>
 #include <unistd.h>
 
@@ -11,7 +12,9 @@
 #include <set>
 #include <yaml-cpp/yaml.h>
 
+#include "ota/hub_token.hpp"
 #include "platform/fs.hpp"
+#include "platform/http_client.hpp"
 
 namespace eddy::daemon {
 
@@ -29,7 +32,7 @@ struct Section {
 const Section top_keys{"", {"device", "source", "hub", "data_dir", "socket", "socket_group", "apps", "log_level"}};
 const Section device_keys{"device", {"id", "labels", "machine_id_file"}};
 const Section source_keys{"source", {"url", "branch", "interval", "allowed_signers"}};
-const Section hub_keys{"hub", {"url", "token_file", "ca_file"}};
+const Section hub_keys{"hub", {"url", "token_file", "ca_file", "outbox_limit"}};
 const Section app_keys{"apps.<name>", {"dir", "run", "restart", "max_unpacked", "keep_versions"}};
 const std::array<const Section*, 5> all_sections{&top_keys, &device_keys, &source_keys, &hub_keys, &app_keys};
 
@@ -168,6 +171,13 @@ class Parser {
   stdfs::path base_;
 };
 
+// 127.0.0.0/8, ::1 and localhost: where plain http:// to the hub is allowed.
+bool is_loopback(std::string_view host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr address{};
+  return ::inet_pton(AF_INET, std::string(host).c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
+}
+
 bool valid_name_char(char c, std::string_view extra) {
   return std::isalnum(static_cast<unsigned char>(c)) || extra.find(c) != std::string_view::npos;
 }
@@ -269,6 +279,11 @@ Status Parser::parse_hub(const YAML::Node& node, Config& config) {
       if (!url) return std::unexpected(url.error());
       if (!url->starts_with("https://") && !url->starts_with("http://"))
         return fail(value, "hub.url `" + *url + "` must start with https:// (or http:// on loopback)");
+      auto parsed = http::parse_url(*url);
+      if (!parsed) return fail(value, "hub.url: " + parsed.error().message);
+      if (parsed->scheme == "http" && !is_loopback(parsed->host))
+        return fail(value, "hub.url `" + *url + "` is plain http:// to a host that is not this machine: the " +
+                               "device's token would cross the network in clear text; use https://");
       config.hub_url = *url;
     } else if (key == "token_file") {
       auto p = path(value, "hub.token_file");
@@ -278,9 +293,15 @@ Status Parser::parse_hub(const YAML::Node& node, Config& config) {
       auto p = path(value, "hub.ca_file");
       if (!p) return std::unexpected(p.error());
       config.hub_ca_file = *p;
+    } else if (key == "outbox_limit") {
+      auto limit = integer(value, "hub.outbox_limit", 100, 10'000'000);
+      if (!limit) return std::unexpected(limit.error());
+      config.hub_outbox_limit = *limit;
     }
   }
   if (!config.hub_url) return fail(node, "`hub` has no `url` (leave the whole `hub` section out to run without a hub)");
+  if (config.hub_token_file.empty())
+    return fail(node, "`hub` has no `token_file` (the file holding this device's token for the hub)");
   return {};
 }
 
@@ -514,8 +535,15 @@ Status check_config(const Config& config) {
                                                       " is empty: no commit could ever be accepted"});
   }
   if (config.hub_url) {
-    if (!config.hub_token_file.empty()) check_readable(config.hub_token_file, "hub.token_file", "", problems);
-    if (!config.hub_ca_file.empty()) check_readable(config.hub_ca_file, "hub.ca_file", "", problems);
+    if (auto token = ota::read_token(config.hub_token_file); !token)
+      problems.push_back(token.error().with_context("hub.token_file"));
+    if (!config.hub_ca_file.empty()) {
+      check_readable(config.hub_ca_file, "hub.ca_file", " (the CA certificate that signed the hub's, PEM)", problems);
+      auto content = fs::read_file(config.hub_ca_file, 16u << 20);
+      if (content && content->find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+        problems.push_back({Errc::invalid_argument, "hub.ca_file " + config.hub_ca_file.string() +
+                                                        " holds no PEM certificate (-----BEGIN CERTIFICATE-----)"});
+    }
   }
   if (auto made = fs::create_directories(config.data_dir, 0755); !made)
     problems.push_back(made.error().with_context("data_dir"));

@@ -38,7 +38,8 @@ struct Config {
   std::filesystem::path allowed_signers;      // required
   std::optional<std::string> hub_url;         // hub section; absent: steps are paced by time
   std::filesystem::path hub_token_file;
-  std::filesystem::path hub_ca_file;
+  std::filesystem::path hub_ca_file;          // empty: the system's CA certificates
+  std::int64_t hub_outbox_limit = 10000;      // hub.outbox_limit: reports kept while the hub is away
   std::filesystem::path data_dir = "/var/lib/eddy";
   std::filesystem::path socket = "/run/eddy/eddyd.sock";
   std::string socket_group;                   // default "eddy" if that group exists, else none ("")
@@ -50,9 +51,9 @@ struct Config {
 [[nodiscard]] Expected<Config> load_config(const std::filesystem::path& file);
 // Parse configuration text; `file` names it in messages and anchors relative paths.
 [[nodiscard]] Expected<Config> parse_config(std::string_view yaml, const std::filesystem::path& file);
-// What parsing cannot see, for `eddyd --check-config` and start-up: allowed_signers (and the
-// hub's token and CA files) readable, data_dir creatable (it is created), app folders
-// creatable. Reports every problem found, one a line.
+// What parsing cannot see, for `eddyd --check-config` and start-up: allowed_signers readable,
+// the hub's token file readable and holding one token, its CA file readable, data_dir creatable
+// (it is created), app folders creatable. Reports every problem found, one a line.
 [[nodiscard]] Status check_config(const Config& config);
 
 // "512MiB", "1GiB", "100MB", "64k", "1048576": a size in bytes. Units B, K/KB (1000),

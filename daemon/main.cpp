@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     eddy::log::error(config.error().message);
     return 2;
   }
-  eddy::log::set_min_level(eddy::log::level_from_name(config->log_level).value_or(eddy::log::Level::info));
+  eddy::log::set_min_level(eddy::log::level_named(config->log_level));
   if (auto st = eddy::daemon::check_config(*config); !st) {
     eddy::log::error(st.error().message);
     return 2;

@@ -1,5 +1,7 @@
 #include "daemon/status.hpp"
 
+#include "ota/hub_status.hpp"
+
 namespace eddy::daemon {
 
 nlohmann::json status_json(const Config& config, storage::StateStore& store, const ota::AppSupervisor& supervisor,
@@ -56,6 +58,7 @@ nlohmann::json status_json(const Config& config, storage::StateStore& store, con
     targets.push_back(std::move(t));
   }
   j["targets"] = std::move(targets);
+  j["hub"] = config.hub_url ? ota::hub_status_json(store, *config.hub_url) : nlohmann::json(nullptr);
   return j;
 }
 

@@ -45,6 +45,8 @@ struct Assignment {
   // opens (the next moment worth re-evaluating). Empty when admitted, or when no step of the
   // rollout ever reaches this device's place (the last step is below 100).
   std::optional<std::int64_t> next_step_at;
+  // With a hub: the hub's generation of the rollout that admitted it (ota/hub_gate.hpp); 0 without.
+  std::int64_t generation = 0;
 };
 
 struct AssignmentResult {

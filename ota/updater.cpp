@@ -9,7 +9,9 @@
 #include "ota/analysis.hpp"
 #include "ota/app_supervisor.hpp"
 #include "ota/hooks.hpp"
+#include "ota/hub_gate.hpp"
 #include "ota/payload.hpp"
+#include "ota/report_sender.hpp"
 #include "ota/resumable_download.hpp"
 #include "ota/trust.hpp"
 #include "ota/version.hpp"
@@ -77,6 +79,8 @@ struct Updater::Attempt {
   std::string commit;
   Release release;
   const AppTarget* app = nullptr;
+  std::string rollout;            // the rollout that assigned the release
+  std::int64_t generation = 0;    // the hub's generation of it (0 without a hub)
   std::string from_version;   // committed version when the attempt began: where a rollback goes
   std::string rollback_outcome = "rolled-back";  // or "interrupted": recorded as the outcome
   std::string outcome_message;                   // plain words for `eddy check`
@@ -88,8 +92,16 @@ Expected<std::unique_ptr<Updater>> Updater::create(UpdaterOptions options, AppCo
   if (!store) return std::unexpected(store.error());
   auto source = GitSource::open(options.data_dir / "repo.git", options.source_url, options.source_branch);
   if (!source) return std::unexpected(source.error());
-  return std::unique_ptr<Updater>(
-      new Updater(std::move(options), apps, std::move(*store), std::move(*source)));
+  std::optional<HubClient> hub;
+  if (options.hub) {
+    auto client = HubClient::create(*options.hub, options.device.id);
+    if (!client) return std::unexpected(client.error());
+    hub = std::move(*client);
+    store->enable_outbox(options.hub->outbox_limit);
+  }
+  std::unique_ptr<Updater> updater(new Updater(std::move(options), apps, std::move(*store), std::move(*source)));
+  updater->hub_ = std::move(hub);
+  return updater;
 }
 
 Updater::Updater(UpdaterOptions options, AppControl& apps, storage::StateStore store, GitSource source)
@@ -210,6 +222,17 @@ CycleResult Updater::run_cycle() {
     result.message = tip.error().message;
     (void)store_.put("last_poll_result", "failed: " + tip.error().message);
     log::warning("poll failed: " + tip.error().message);
+    if (hub_) {
+      // The hub is reachable on its own: it still hears from the device, and its rollback
+      // orders are followed with the model of the commit accepted before.
+      auto accepted = store_.get("accepted_commit");
+      auto sync = sync_with_hub(accepted && *accepted ? **accepted : "");
+      if (const Fleet* fleet = fleet_at_accepted(); sync && fleet) {
+        std::vector<std::string> messages;
+        (void)follow_rollback_orders(*fleet, *sync, messages);
+      }
+      if (sync) flush_reports();
+    }
     set_activity("poll failed; retrying later");
     return result;
   }
@@ -241,6 +264,12 @@ CycleResult Updater::run_cycle() {
   const Fleet* fleet = fleet_at_accepted();
   auto accepted_now = store_.get("accepted_commit");
   std::string commit = accepted_now && *accepted_now ? **accepted_now : "";
+  // Hub mode: after the commit was accepted and parsed, before anything is installed.
+  std::optional<Expected<SyncResponse>> hub_answer;
+  if (hub_) {
+    hub_answer = sync_with_hub(commit);
+    if (*hub_answer) flush_reports();
+  }
   if (!fleet) {
     if (result.outcome.empty()) {
       result.outcome = "up-to-date";
@@ -286,11 +315,17 @@ CycleResult Updater::run_cycle() {
   int rolled_back_count = 0;
   int failed_count = 0;
   std::vector<std::string> messages;
+  std::vector<std::string> waiting;  // hub mode: what would install if the hub admitted it
+  if (hub_answer) {
+    if (*hub_answer) rolled_back_count += follow_rollback_orders(*fleet, **hub_answer, messages);
+    apply_hub_gates(assignment->assignments, *hub_answer, hub_->options().url);
+  }
   for (const auto& a : assignment->assignments) {
     if (stop_) break;
     if (!a.admitted) {
       if (a.next_step_at && (!result.next_step_at || *a.next_step_at < *result.next_step_at))
         result.next_step_at = a.next_step_at;
+      if (hub_ && !why_not_install(a)) waiting.push_back(a.target + " " + a.release.version + ": " + a.reason);
       log::debug(a.target + ": " + a.reason);
       continue;
     }
@@ -303,31 +338,28 @@ CycleResult Updater::run_cycle() {
     attempt.commit = commit;
     attempt.release = a.release;
     attempt.app = &options_.apps.at(a.target);
+    attempt.rollout = a.rollout;
+    attempt.generation = a.generation;
     auto inst = store_.installed(a.target);
     if (inst && *inst) {
       attempt.from_version = (*inst)->current_version;
     }
+    const storage::UpdateSubject subject{a.target,           a.release.name, a.release.version, a.release.payload.sha256,
+                                         attempt.from_version, a.rollout,     a.generation};
     if (verified_update != 0) {
       attempt.id = verified_update;
       attempt.state = State::verified;
       verified_update = 0;
-      if (auto st = store_.set_update_release(attempt.id, a.target, a.release.name, a.release.version,
-                                              a.release.payload.sha256, attempt.from_version);
-          !st)
-        break;
+      if (auto st = store_.set_update_release(attempt.id, subject); !st) break;
       if (!move(attempt, Event::admitted, a.reason)) break;
     } else {
-      auto row = store_.begin_update(commit, "admitted", "admitted");
+      auto row = store_.begin_update(commit, "admitted", "admitted", subject);
       if (!row) {
         log::error(row.error().message);
         break;
       }
       attempt.id = row->id;
       attempt.state = State::admitted;
-      if (auto st = store_.set_update_release(attempt.id, a.target, a.release.name, a.release.version,
-                                              a.release.payload.sha256, attempt.from_version);
-          !st)
-        break;
       fault::point("state:admitted");
     }
     switch (install(attempt)) {
@@ -337,6 +369,7 @@ CycleResult Updater::run_cycle() {
       case Finish::stopped: break;
     }
     messages.push_back(a.target + " " + a.release.version + ": " + attempt.outcome_message);
+    if (hub_ && !stop_) flush_reports();
   }
   for (const auto& s : assignment->skipped) log::debug(s);
 
@@ -353,8 +386,10 @@ CycleResult Updater::run_cycle() {
     if (rolled_back_count > 0) result.outcome = "rolled-back";
     else if (failed_count > 0) result.outcome = "failed";
     else if (installed_count > 0) result.outcome = "updated";
-    else if (result.outcome.empty()) result.outcome = result.next_step_at ? "not-admitted" : "up-to-date";
+    else if (result.outcome.empty())
+      result.outcome = result.next_step_at || !waiting.empty() ? "not-admitted" : "up-to-date";
   }
+  messages.insert(messages.end(), waiting.begin(), waiting.end());
   if (!messages.empty()) {
     std::string joined;
     for (const auto& m : messages) joined += (joined.empty() ? "" : "; ") + m;
@@ -363,6 +398,8 @@ CycleResult Updater::run_cycle() {
     result.message = result.next_step_at ? "not this device's turn yet" : "up to date at " + short_id(commit);
   }
   (void)store_.put("last_poll_result", result.outcome);
+  // The end of the commit's own attempt (verified -> idle) and what follows it.
+  if (hub_answer && *hub_answer && !stop_) flush_reports();
   set_activity("idle at " + short_id(commit) + "; waiting for the next poll");
   return result;
 }
@@ -471,7 +508,14 @@ std::optional<std::string> Updater::why_not_install(const Assignment& a) {
   auto inst = store_.installed(a.target);
   if (inst && *inst && (*inst)->current_version == r.version) return "already running " + r.version;
   auto rejected = store_.rejection(a.target, r.version, r.payload.sha256);
-  if (rejected && *rejected) return "release " + r.name + " failed here before (" + **rejected + "); not retried";
+  if (rejected && *rejected) {
+    const auto& rejection = **rejected;
+    // With a hub, a higher generation of the rollout (a retry) admits the release again.
+    if (!hub_ || a.generation <= rejection.generation)
+      return "release " + r.name + " failed here before (" + rejection.reason + ")" +
+             (hub_ ? "; not retried before the hub's generation " + std::to_string(rejection.generation + 1)
+                   : "; not retried");
+  }
   auto interrupted = store_.count_outcomes(a.target, r.version, "interrupted");
   if (interrupted && *interrupted >= options_.max_interrupted_attempts)
     return "release " + r.name + " was interrupted " + std::to_string(*interrupted) + " times; not retried";
@@ -546,7 +590,8 @@ Updater::Finish Updater::install(Attempt& attempt) {
     attempt.outcome_message = e.message;
     (void)installer.discard(r.version);
     (void)move(attempt, Event::stage_failed, e.message);
-    if (is_release_fault(e.code)) (void)store_.reject_release(r.target, r.version, r.payload.sha256, e.message);
+    if (is_release_fault(e.code))
+      (void)store_.reject_release(r.target, r.version, r.payload.sha256, e.message, attempt.generation);
     record_event("error", e.message);
     return Finish::failed;
   }
@@ -683,7 +728,8 @@ Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, 
   attempt.rollback_outcome = reject ? "rolled-back" : "interrupted";
   auto record = [&]() -> Status {
     if (reject) {
-      if (auto st = store_.reject_release(r.target, r.version, r.payload.sha256, reason); !st) return st;
+      if (auto st = store_.reject_release(r.target, r.version, r.payload.sha256, reason, attempt.generation); !st)
+        return st;
     }
     return also ? also() : Status{};
   };
@@ -717,6 +763,8 @@ Status Updater::recover() {
   attempt.state = *state;
   attempt.commit = u.commit_id;
   attempt.from_version = u.from_version;
+  attempt.rollout = u.rollout;
+  attempt.generation = u.generation;
   auto app = options_.apps.find(u.target);
   if (!u.target.empty() && app != options_.apps.end()) attempt.app = &app->second;
   if (!u.release.empty()) {
@@ -801,6 +849,13 @@ Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
                                                     " are configured)");
     target = options_.apps.begin()->first;
   }
+  auto done = roll_back_installed(target, "rolled back by an operator");
+  if (hub_) flush_reports();
+  return done;
+}
+
+Expected<nlohmann::json> Updater::roll_back_installed(const std::string& target, const std::string& reason,
+                                                      const std::string& rollout, std::int64_t generation) {
   auto app = options_.apps.find(target);
   if (app == options_.apps.end()) return make_error(Errc::not_found, "no app `" + target + "` is configured");
   auto inst = store_.installed(target);
@@ -819,6 +874,8 @@ Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
   attempt.app = &app->second;
   attempt.commit = accepted && *accepted ? **accepted : "";
   attempt.from_version = i.previous_version;
+  attempt.rollout = rollout;
+  attempt.generation = generation;
   if (const Fleet* fleet = fleet_at_accepted()) {
     if (auto it = fleet->releases.find(i.current_release); it != fleet->releases.end()) attempt.release = it->second;
   }
@@ -831,14 +888,14 @@ Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
   if (sha.empty() && latest && *latest) sha = (*latest)->sha256;
   attempt.release.payload.sha256 = sha;
 
-  auto row = store_.begin_update(attempt.commit, "rolling-back", "rollback-requested");
+  auto row = store_.begin_update(
+      attempt.commit, "rolling-back", "rollback-requested",
+      storage::UpdateSubject{target, attempt.release.name, i.current_version, sha, i.previous_version, rollout, generation});
   if (!row) return std::unexpected(row.error());
   attempt.id = row->id;
   attempt.state = State::rolling_back;
-  (void)store_.set_update_release(attempt.id, target, attempt.release.name, i.current_version, sha,
-                                  i.previous_version);
   fault::point("state:rolling-back");
-  Finish f = roll_back(attempt, "rolled back by an operator", true, [&] {
+  Finish f = roll_back(attempt, reason, true, [&] {
     return store_.set_current_after_rollback(target, i.previous_version, i.previous_release);
   });
   if (f != Finish::rolled_back) return make_error(Errc::io, "rollback of " + target + " did not complete; see eddy history");

@@ -21,6 +21,7 @@
 #include "ota/app_installer.hpp"
 #include "ota/assignment.hpp"
 #include "ota/git_source.hpp"
+#include "ota/hub_client.hpp"
 #include "ota/model.hpp"
 #include "ota/state_machine.hpp"
 #include "platform/error.hpp"
@@ -37,6 +38,10 @@ struct UpdaterOptions {
   std::map<std::string, AppTarget> apps;     // targets of payload type app, by name
   int max_interrupted_attempts = 3;          // an update cut short this often is not retried
   std::chrono::milliseconds download_idle_timeout{30000};
+  // With a hub (fleet/API.md): every poll syncs with it, a release is installed only when the
+  // hub admits it as well, its rollback orders are followed, and the journal is reported from
+  // the outbox. Without one, rollout steps are paced by time on the device.
+  std::optional<HubOptions> hub;
 };
 
 // What one poll did, for `eddy check` and the poll scheduler.
@@ -95,6 +100,15 @@ class Updater {
   // fault point.
   Status move(Attempt& attempt, Event event, const std::string& message = {},
               const std::function<Status()>& also = {});
+  // Roll `target` back to its previous committed version, recorded with `reason`; the release
+  // it leaves is rejected here (under `generation` of `rollout` when the hub ordered it).
+  Expected<nlohmann::json> roll_back_installed(const std::string& target, const std::string& reason,
+                                               const std::string& rollout = {}, std::int64_t generation = 0);
+  // Hub mode: tell the hub what runs and get its gates (recorded for `eddy status`); follow its
+  // rollback orders; send the outbox.
+  Expected<SyncResponse> sync_with_hub(const std::string& commit);
+  int follow_rollback_orders(const Fleet& fleet, const SyncResponse& sync, std::vector<std::string>& messages);
+  void flush_reports();
   Status restart_app(const AppTarget& app);
   void stop_app(const AppTarget& app);
   std::map<std::string, std::string> hook_env(const Attempt& attempt) const;
@@ -107,6 +121,7 @@ class Updater {
   AppControl& app_control_;
   storage::StateStore store_;
   GitSource source_;
+  std::optional<HubClient> hub_;
 
   // Parsed model of the accepted commit, cached across polls.
   std::string fleet_commit_;

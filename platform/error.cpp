@@ -26,6 +26,7 @@ std::string_view errc_name(Errc code) {
     case Errc::incompatible: return "incompatible";
     case Errc::conflict: return "conflict";
     case Errc::unsupported: return "unsupported";
+    case Errc::unauthorized: return "unauthorized";
     case Errc::internal: return "internal";
   }
   return "unknown";

@@ -31,6 +31,7 @@ enum class Errc {
   incompatible,
   conflict,           // the request is valid but the state does not allow it now
   unsupported,
+  unauthorized,       // a server refused our credentials (the hub's 401/403)
   internal,           // a bug: an invariant did not hold (stays last: errc_from_name counts up to it)
 };
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <initializer_list>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -26,10 +27,10 @@ const char* level_word(Level level) {
 
 void set_min_level(Level level) { g_min_level = static_cast<int>(level); }
 
-std::optional<Level> level_from_name(std::string_view name) {
+Level level_named(std::string_view name) {
   for (Level level : {Level::error, Level::warning, Level::notice, Level::info, Level::debug})
     if (name == level_word(level)) return level;
-  return std::nullopt;
+  return Level::info;
 }
 
 void write(Level level, std::string_view message) {

@@ -3,7 +3,6 @@
 // when stderr is a terminal.
 #pragma once
 
-#include <optional>
 #include <string_view>
 
 namespace eddy::log {
@@ -11,8 +10,9 @@ namespace eddy::log {
 enum class Level { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
 
 void set_min_level(Level level);
-// "error", "warning", "notice", "info", "debug" (the configuration's log_level); nullopt otherwise.
-std::optional<Level> level_from_name(std::string_view name);
+// The level a configuration names: error | warning | notice | info | debug; info for anything
+// else (configurations check the word when they are parsed).
+Level level_named(std::string_view name);
 void write(Level level, std::string_view message);
 
 inline void error(std::string_view m) { write(Level::error, m); }

@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
-# Single-device demo: a signed fleet repository in a temporary folder, one eddyd following it,
-# and three releases: v1 installs and is healthy, an unsigned v2 is refused, and a v3 whose
-# health probe fails is rolled back to v1. Usage: scripts/demo.sh [BUILD_DIR]
+# The fleet demo, all on this machine: a signed fleet repository, an eddy-hub, and $DEVICES (20)
+# eddyd processes with an app each. A good release rolls out step by step (10%, 50%, 100%) as
+# the devices report healthy; then a bad release (its health check fails everywhere) halts in its
+# first step, the devices of that step roll back, and no other device ever installs it.
+# Usage: scripts/demo.sh [BUILD_DIR]   (scripts/demo-device.sh shows one device up close)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 eddyd=$build/daemon/eddyd
 eddy=$build/cli/eddy
-[ -x "$eddyd" ] && [ -x "$eddy" ] || { echo "build first: eddyd/eddy not found in $build" >&2; exit 2; }
+hub=$build/fleet/eddy-hub
+devices=${DEVICES:-20}
+for exe in "$eddyd" "$eddy" "$hub"; do
+  [ -x "$exe" ] || { echo "build first: $exe not found" >&2; exit 2; }
+done
 
-work=$(mktemp -d /tmp/eddy-demo-XXXXXX)
-eddyd_pid=""
+work=$(mktemp -d /tmp/eddy-fleet-demo-XXXXXX)
+pids=()
 cleanup() {
-  if [ -n "$eddyd_pid" ]; then kill "$eddyd_pid" 2>/dev/null || true; wait "$eddyd_pid" 2>/dev/null || true; fi
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step() { printf '   %s\n' "$*"; }
+fail() { echo "demo failed: $*" >&2; echo "logs were in $work (kept)" >&2; trap - EXIT; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export GIT_CONFIG_NOSYSTEM=1 HOME=$work/home GIT_AUTHOR_NAME="Fleet Admin" GIT_AUTHOR_EMAIL=fleet@example.com \
   GIT_COMMITTER_NAME="Fleet Admin" GIT_COMMITTER_EMAIL=fleet@example.com
 mkdir -p "$HOME"
@@ -32,23 +40,34 @@ echo "fleet@example.com $(cat "$work/signing-key.pub")" > "$work/allowed_signers
 git init -q -b main "$work/fleet"
 git -C "$work/fleet" config gpg.format ssh
 git -C "$work/fleet" config user.signingkey "$work/signing-key"
-step "repository: $work/fleet (commits signed by $(ssh-keygen -lf "$work/signing-key.pub" | cut -d' ' -f2))"
+mkdir -p "$work/fleet/releases" "$work/fleet/rollouts" "$work/fleet/payloads"
+step "repository: $work/fleet"
 
-# An app bundle: a tiny web service whose /healthz answers for a healthy version.
+# The app: a tiny web service. Each device runs it on its own port, written by the device's
+# owner into <app dir>/port (the process runs in <app dir>/versions/<version>/). Its health
+# check is part of the bundle: bin/healthcheck asks /healthz, which a healthy version serves.
 make_bundle() {  # version healthy(yes|no)
   local version=$1 healthy=$2 dir=$work/bundle-$1
   mkdir -p "$dir/bin" "$dir/www"
-  cat > "$dir/bin/sensor-app" <<APP
+  cat > "$dir/bin/sensor-app" <<'APP'
 #!/bin/sh
-exec python3 -m http.server $port --bind 127.0.0.1 --directory www
+exec python3 -m http.server "$(cat ../../port)" --bind 127.0.0.1 --directory www
 APP
-  chmod +x "$dir/bin/sensor-app"
+  cat > "$dir/bin/healthcheck" <<'CHECK'
+#!/usr/bin/env python3
+import sys, urllib.request
+port = open("../../port").read().strip()
+try:
+    urllib.request.urlopen("http://127.0.0.1:%s/healthz" % port, timeout=2).read()
+except Exception as e:
+    sys.exit("healthz: %s" % e)
+CHECK
+  chmod +x "$dir/bin/sensor-app" "$dir/bin/healthcheck"
   echo "sensor-app $version" > "$dir/www/index.html"
   [ "$healthy" = yes ] && echo "ok $version" > "$dir/www/healthz"
-  mkdir -p "$work/fleet/payloads"
   tar -C "$dir" -cf - . | zstd -q -19 -o "$work/fleet/payloads/sensor-app-$version.tar.zst"
 }
-write_release() {  # version
+publish() {  # version message
   local version=$1 file=payloads/sensor-app-$1.tar.zst
   cat > "$work/fleet/releases/sensor-app-$version.yaml" <<REL
 apiVersion: eddy/v1
@@ -63,95 +82,134 @@ spec:
     sha256: $(sha256sum "$work/fleet/$file" | cut -d' ' -f1)
     size: $(stat -c %s "$work/fleet/$file")
   analysis:
-    interval: 500ms
-    iterations: 4
-    threshold: 1
+    interval: 1s          # the first check comes one interval after the start
+    iterations: 3
+    threshold: 1          # a slow first start may fail once; a broken version fails every time
     probes:
-      - {name: health, http: {url: "http://127.0.0.1:$port/healthz", status: 200, timeout: 1s}}
-      - {name: port, tcp: {address: "127.0.0.1:$port", timeout: 1s}}
+      - {name: health, exec: {command: [bin/healthcheck], timeout: 3s}}
 REL
-}
-write_rollout() {  # version
   cat > "$work/fleet/rollouts/sensor-app.yaml" <<ROL
 apiVersion: eddy/v1
 kind: Rollout
 metadata: {name: sensor-app}
 spec:
-  release: sensor-app-$1
+  release: sensor-app-$version
   selector: {matchLabels: {site: demo}}
-  steps: [100]
+  steps: [10, 50, 100]
+  bake: 2s
+  minDevices: 2
+  maxFailureRate: 10%
+  onFailure: rollback
+  progressDeadline: 2m
 ROL
+  git -C "$work/fleet" add -A
+  git -C "$work/fleet" commit -q -S -m "$2"
 }
-mkdir -p "$work/fleet/releases" "$work/fleet/rollouts"
-make_bundle 1.0.0 yes
-write_release 1.0.0
-write_rollout 1.0.0
-git -C "$work/fleet" add -A
-git -C "$work/fleet" commit -q -S -m "sensor-app 1.0.0 to every demo device"
-step "v1: sensor-app 1.0.0, committed and signed"
 
-say "One device: eddyd following the repository"
-mkdir -p "$work/device"
-cat > "$work/device/eddyd.yaml" <<CFG
+say "eddy-hub: follows the repository, gates each step on the fleet's health"
+mkdir -p "$work/hub"
+hub_port=$(free_port)
+hub_url=http://127.0.0.1:$hub_port
+operator_token=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+echo "demo-operator $operator_token" > "$work/hub/operator-tokens"
+: > "$work/hub/device-tokens"
+for i in $(seq -w 1 "$devices"); do
+  echo "pi-$i $(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >> "$work/hub/device-tokens"
+done
+cat > "$work/hub/hub.yaml" <<CFG
+listen: "127.0.0.1:$hub_port"     # plain HTTP is allowed on loopback only
+source: {url: "file://$work/fleet", branch: main, interval: 1s, allowed_signers: $work/allowed_signers}
+data_dir: $work/hub/data
+devices: {tokens: $work/hub/device-tokens}
+operators: {tokens: $work/hub/operator-tokens}
+tick: 1s
+CFG
+"$hub" --config "$work/hub/hub.yaml" > "$work/hub/eddy-hub.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 200); do [ -f "$work/hub/data/url" ] && break; sleep 0.05; done
+[ -f "$work/hub/data/url" ] || { cat "$work/hub/eddy-hub.log"; fail "eddy-hub did not start"; }
+step "hub: $hub_url   web view: $hub_url/#token=$operator_token"
+export EDDY_HUB=$hub_url EDDY_TOKEN=$operator_token
+
+say "$devices devices: one eddyd each, labelled site=demo"
+while read -r id token; do
+  dir=$work/devices/$id
+  mkdir -p "$dir/sensor-app"
+  free_port > "$dir/sensor-app/port"
+  echo "$token" > "$dir/token"
+  hw=pi4; [ $((10#${id#pi-} % 3)) = 0 ] && hw=pi5
+  cat > "$dir/eddyd.yaml" <<CFG
 device:
-  id: demo-pi-01
-  labels: {site: demo, hw: pi4}
+  id: $id
+  labels: {site: demo, hw: $hw}
 source:
   url: file://$work/fleet
   branch: main
-  interval: 1h            # the demo asks for each poll with 'eddy check'
+  interval: 1s
   allowed_signers: $work/allowed_signers
-data_dir: $work/device/data
-socket: $work/device/eddyd.sock
+hub:
+  url: $hub_url
+  token_file: $dir/token
+data_dir: $dir/data
+socket: $dir/eddyd.sock
 apps:
   sensor-app:
-    dir: $work/device/sensor-app
+    dir: $dir/sensor-app
     run: [bin/sensor-app]
 CFG
-"$eddyd" --config "$work/device/eddyd.yaml" > "$work/device/eddyd.log" 2>&1 &
-eddyd_pid=$!
-export EDDY_SOCKET=$work/device/eddyd.sock
-for _ in $(seq 1 200); do [ -S "$EDDY_SOCKET" ] && break; sleep 0.05; done
-step "eddyd started (pid $eddyd_pid), log: $work/device/eddyd.log"
+  "$eddyd" --config "$dir/eddyd.yaml" > "$dir/eddyd.log" 2>&1 &
+  pids+=($!)
+done < "$work/hub/device-tokens"
+step "devices: $work/devices/pi-NN (config, log, data); each app on its own port"
 
-check() {  # prints the outcome of one poll in plain words; returns eddy's exit code
-  local out rc=0
-  out=$("$eddy" check --json) || rc=$?
-  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("   poll: %s — %s" % (r.get("outcome"), r.get("message")))' "$out" 2>/dev/null || echo "   $out"
-  return $rc
+version_of() { "$eddy" --socket "$work/devices/$1/eddyd.sock" status --json 2>/dev/null |
+  python3 -c 'import json,sys; t=[t for t in json.load(sys.stdin)["targets"] if t["target"]=="sensor-app"]; print(t[0].get("current_version") or "-" if t else "-")' 2>/dev/null || echo "?"; }
+tally() {  # "1.0.0: 12  -: 8"
+  for d in "$work"/devices/*; do version_of "$(basename "$d")"; done | sort | uniq -c | awk '{printf "%s: %s  ", $2, $1}'
 }
-current() { "$eddy" status --json | python3 -c 'import json,sys; t=json.load(sys.stdin)["targets"][0]; print(t.get("current_version") or "none")'; }
-serving() { python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' "http://127.0.0.1:$port/$1" 2>/dev/null || echo "(no answer)"; }
+watch_rollout() {  # until the rollout is complete (0) or halted (4); prints each change
+  local last="" line rc
+  for _ in $(seq 1 600); do
+    rc=0
+    line=$("$eddy" rollout status sensor-app --json 2>/dev/null | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+d = r["devices"]
+print("%-11s step %d/%d (%g%%)  admitted %d/%d  ok %d  failed %d  in progress %d  no data %d" % (
+    r["state"], r["step"] + 1, len(r["steps"]), r["percent"], r["admitted"], r["selected"],
+    d["succeeded"], d["failed"], d["in_progress"], d["no_data"]))
+sys.exit({"complete": 0, "halted": 4, "rolled-back": 4}.get(r["state"], 1))') || rc=$?
+    if [ "$line" != "$last" ]; then step "$line"; last=$line; fi
+    [ "$rc" = 0 ] || [ "$rc" = 4 ] && return "$rc"
+    sleep 0.5
+  done
+  fail "the rollout did not finish within 5 minutes"
+}
 
-# eddyd polls once at start-up: wait for that poll to install v1 and judge its health.
-for _ in $(seq 1 600); do [ "$(current 2>/dev/null)" = 1.0.0 ] && break; sleep 0.05; done
-step "eddyd polled at start-up, installed sensor-app 1.0.0, and probed it for 2 s"
-step "running: sensor-app $(current); http://127.0.0.1:$port/healthz says: $(serving healthz)"
-[ "$(current)" = 1.0.0 ] && echo "   => v1 installed and healthy" || { echo "demo failed: v1 not installed"; cat "$work/device/eddyd.log"; exit 1; }
+say "v1: sensor-app 1.0.0, rolled out in steps of 10%, 50%, 100%"
+make_bundle 1.0.0 yes
+publish 1.0.0 "sensor-app 1.0.0 to the demo fleet"
+watch_rollout || fail "1.0.0 did not complete"
+step "devices per version: $(tally)"
+"$eddy" rollout status sensor-app | sed 's/^/   | /'
 
-say "v2: an unsigned commit"
-make_bundle 2.0.0 yes
-write_release 2.0.0
-write_rollout 2.0.0
-git -C "$work/fleet" add -A
-git -C "$work/fleet" commit -q --no-gpg-sign -m "sensor-app 2.0.0 (unsigned)"
-if check; then echo "demo failed: the unsigned commit was accepted"; exit 1; fi
-step "running: sensor-app $(current)"
-echo "   => unsigned v2 refused; nothing changed"
+say "v2: sensor-app 2.0.0, whose health check fails on every device"
+make_bundle 2.0.0 no
+publish 2.0.0 "sensor-app 2.0.0 (broken /healthz)"
+rc=0; watch_rollout || rc=$?
+[ "$rc" = 4 ] || fail "2.0.0 was not halted"
+# The devices of the first step roll back on their own (their analysis fails) and on the hub's
+# order; wait until every device runs 1.0.0 again.
+for _ in $(seq 1 300); do [ "$(tally)" = "1.0.0: $devices  " ] && break; sleep 0.2; done
+"$eddy" rollout status sensor-app | sed 's/^/   | /' || true
+step "devices per version: $(tally)"
+[ "$(tally)" = "1.0.0: $devices  " ] || fail "not every device is back on 1.0.0"
+tried=()
+for d in "$work"/devices/*; do
+  if "$eddy" --socket "$d/eddyd.sock" history --json -n 10000 | grep -q '"sensor-app-2.0.0"'; then tried+=("$(basename "$d")"); fi
+done
+step "devices that ever tried 2.0.0: ${#tried[@]} of $devices (${tried[*]}); every other device never downloaded it"
+[ "${#tried[@]}" -lt "$devices" ] || fail "2.0.0 reached every device"
 
-say "v3: a signed release whose health probe fails"
-make_bundle 3.0.0 no
-write_release 3.0.0
-write_rollout 3.0.0
-git -C "$work/fleet" add -A
-git -C "$work/fleet" commit -q -S -m "sensor-app 3.0.0 (broken /healthz)"
-# eddyd polls once at start-up: wait for that poll to install v1 and judge its health.
-for _ in $(seq 1 600); do [ "$(current 2>/dev/null)" = 1.0.0 ] && break; sleep 0.05; done
-step "eddyd polled at start-up, installed sensor-app 1.0.0, and probed it for 2 s"
-step "running: sensor-app $(current); http://127.0.0.1:$port/healthz says: $(serving healthz)"
-[ "$(current)" = 1.0.0 ] && echo "   => v3 failed its health analysis and was rolled back to v1" || { echo "demo failed"; exit 1; }
-
-say "What eddy history recorded"
-"$eddy" history | tail -n 25
 say "Done"
-echo "   The same steps run in the test suite (tests/e2e). Files were in $work (removed now)."
+echo "   The same rollout runs in the test suite (tests/e2e/hub_test.cpp). Files were in $work (removed now)."

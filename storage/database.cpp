@@ -8,6 +8,8 @@ namespace eddy::storage {
 
 std::int64_t Row::integer(int column) const { return sqlite3_column_int64(stmt_, column); }
 
+double Row::real(int column) const { return sqlite3_column_double(stmt_, column); }
+
 std::string Row::text(int column) const {
   auto* p = sqlite3_column_text(stmt_, column);
   if (!p) return {};

@@ -30,6 +30,7 @@ class Row {
   explicit Row(sqlite3_stmt* stmt) : stmt_(stmt) {}
   std::int64_t integer(int column) const;
   std::string text(int column) const;
+  double real(int column) const;
   bool is_null(int column) const;
 
  private:

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
 #include "storage/migrations.hpp"
 
 namespace eddy::storage {
@@ -24,7 +26,8 @@ Value text_or_null(std::string_view v) { return v.empty() ? Value(nullptr) : Val
 
 constexpr const char* kUpdateColumns =
     "id, commit_id, COALESCE(target,''), COALESCE(release,''), COALESCE(version,''), COALESCE(sha256,''), "
-    "COALESCE(from_version,''), state, COALESCE(outcome,''), COALESCE(message,''), started_at, updated_at";
+    "COALESCE(from_version,''), state, COALESCE(outcome,''), COALESCE(message,''), started_at, updated_at, "
+    "COALESCE(rollout,''), generation";
 
 UpdateRecord update_from_row(const Row& r) {
   UpdateRecord u;
@@ -40,7 +43,27 @@ UpdateRecord update_from_row(const Row& r) {
   u.message = r.text(9);
   u.started_at = r.integer(10);
   u.updated_at = r.integer(11);
+  u.rollout = r.text(12);
+  u.generation = r.integer(13);
   return u;
+}
+
+// Text fields of a report are cut to this many bytes: a report stays small whatever a probe or
+// a hook printed, so a batch of 100 stays far below the hub's 1 MiB limit.
+constexpr std::size_t kMaxReportText = 4096;
+
+std::string clipped(std::string_view text) {
+  if (text.size() <= kMaxReportText) return std::string(text);
+  return std::string(text.substr(0, kMaxReportText)) + "...";
+}
+
+// A report as fleet/API.md has it, every field present (empty when it does not apply).
+nlohmann::json blank_report(std::string_view kind, std::string_view level, std::string_view message) {
+  return nlohmann::json{{"time", unix_now()}, {"kind", kind},       {"level", level},
+                        {"target", ""},       {"rollout", ""},      {"release", ""},
+                        {"version", ""},      {"commit", ""},       {"generation", 0},
+                        {"from", ""},         {"to", ""},           {"outcome", ""},
+                        {"message", clipped(message)}, {"probes", nlohmann::json::array()}};
 }
 }  // namespace
 
@@ -60,7 +83,7 @@ Status StateStore::put(std::string_view key, std::string_view value) {
 }
 
 Expected<UpdateRecord> StateStore::begin_update(std::string_view commit_id, std::string_view state,
-                                                std::string_view event) {
+                                                std::string_view event, const UpdateSubject& subject) {
   std::int64_t now = unix_now();
   std::int64_t id = 0;
   auto st = db_.transaction([&]() -> Status {
@@ -69,20 +92,35 @@ Expected<UpdateRecord> StateStore::begin_update(std::string_view commit_id, std:
         !e)
       return e;
     id = db_.last_insert_id();
-    return db_.execute(
-        "INSERT INTO transitions (update_id, at, from_state, to_state, event) VALUES (?, ?, 'idle', ?, ?)",
-        {id, unix_now_us(), s(state), s(event)});
+    if (!subject.target.empty()) {
+      if (auto e = set_update_release(id, subject); !e) return e;
+    }
+    if (auto e = db_.execute(
+            "INSERT INTO transitions (update_id, at, from_state, to_state, event) VALUES (?, ?, 'idle', ?, ?)",
+            {id, unix_now_us(), s(state), s(event)});
+        !e)
+      return e;
+    auto report = blank_report("transition", "info", event);
+    report["from"] = "idle";
+    report["to"] = state;
+    return queue_update_report(id, std::move(report));
   });
   if (!st) return std::unexpected(st.error());
   return update(id);
 }
 
+Status StateStore::set_update_release(std::int64_t id, const UpdateSubject& subject) {
+  return db_.execute(
+      "UPDATE updates SET target = ?, release = ?, version = ?, sha256 = ?, from_version = ?, rollout = ?, "
+      "generation = ? WHERE id = ?",
+      {s(subject.target), s(subject.release), s(subject.version), s(subject.sha256), text_or_null(subject.from_version),
+       text_or_null(subject.rollout), subject.generation, id});
+}
+
 Status StateStore::set_update_release(std::int64_t id, std::string_view target, std::string_view release,
                                       std::string_view version, std::string_view sha256,
                                       std::string_view from_version) {
-  return db_.execute(
-      "UPDATE updates SET target = ?, release = ?, version = ?, sha256 = ?, from_version = ? WHERE id = ?",
-      {s(target), s(release), s(version), s(sha256), text_or_null(from_version), id});
+  return set_update_release(id, UpdateSubject{s(target), s(release), s(version), s(sha256), s(from_version), {}, 0});
 }
 
 Status StateStore::transition(std::int64_t id, std::string_view from, std::string_view to, std::string_view event,
@@ -95,9 +133,17 @@ Status StateStore::transition(std::int64_t id, std::string_view from, std::strin
             {s(to), now, text_or_null(message), text_or_null(outcome), id});
         !e)
       return e;
-    return db_.execute(
-        "INSERT INTO transitions (update_id, at, from_state, to_state, event, message) VALUES (?, ?, ?, ?, ?, ?)",
-        {id, unix_now_us(), s(from), s(to), s(event), text_or_null(message)});
+    if (auto e = db_.execute(
+            "INSERT INTO transitions (update_id, at, from_state, to_state, event, message) VALUES (?, ?, ?, ?, ?, ?)",
+            {id, unix_now_us(), s(from), s(to), s(event), text_or_null(message)});
+        !e)
+      return e;
+    const bool bad = outcome == "rolled-back" || outcome == "failed" || outcome == "interrupted";
+    auto report = blank_report("transition", bad ? "warning" : "info", message.empty() ? event : message);
+    report["from"] = from;
+    report["to"] = to;
+    report["outcome"] = outcome;
+    return queue_update_report(id, std::move(report));
   });
 }
 
@@ -144,14 +190,32 @@ Expected<int> StateStore::count_outcomes(std::string_view target, std::string_vi
 
 Status StateStore::record_probe(std::int64_t update_id, int iteration, std::string_view probe, bool ok,
                                 std::string_view detail, std::int64_t duration_ms) {
-  return db_.execute(
-      "INSERT INTO probe_results (update_id, at, iteration, probe, ok, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      {update_id, unix_now_us(), static_cast<std::int64_t>(iteration), s(probe), static_cast<std::int64_t>(ok ? 1 : 0),
-       s(detail), duration_ms});
+  return db_.transaction([&]() -> Status {
+    if (auto e = db_.execute("INSERT INTO probe_results (update_id, at, iteration, probe, ok, detail, duration_ms) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             {update_id, unix_now_us(), static_cast<std::int64_t>(iteration), s(probe),
+                              static_cast<std::int64_t>(ok ? 1 : 0), s(detail), duration_ms});
+        !e)
+      return e;
+    // A probe result travels as an event carrying it (the API's `probes`: the results since
+    // the previous report of the attempt, here exactly this one).
+    auto report = blank_report("event", ok ? "info" : "warning",
+                               "probe " + s(probe) + " iteration " + std::to_string(iteration) +
+                                   (ok ? ": passed" : ": failed") + (detail.empty() ? "" : ": " + s(detail)));
+    report["probes"].push_back(
+        {{"name", probe}, {"iteration", iteration}, {"ok", ok}, {"detail", clipped(detail)}});
+    return queue_update_report(update_id, std::move(report));
+  });
 }
 
 Status StateStore::record_event(std::string_view level, std::string_view message) {
-  return db_.execute("INSERT INTO events (at, level, message) VALUES (?, ?, ?)", {unix_now_us(), s(level), s(message)});
+  return db_.transaction([&]() -> Status {
+    if (auto e = db_.execute("INSERT INTO events (at, level, message) VALUES (?, ?, ?)",
+                             {unix_now_us(), s(level), s(message)});
+        !e)
+      return e;
+    return queue_report(blank_report("event", level, message));
+  });
 }
 
 namespace {
@@ -218,17 +282,104 @@ Status StateStore::remove_installed(std::string_view target) {
 }
 
 Status StateStore::reject_release(std::string_view target, std::string_view version, std::string_view sha256,
-                                  std::string_view reason) {
+                                  std::string_view reason, std::int64_t generation) {
   return db_.execute(
-      "INSERT INTO rejected_releases (target, version, sha256, reason, at) VALUES (?, ?, ?, ?, ?) "
-      "ON CONFLICT DO UPDATE SET reason = excluded.reason, at = excluded.at",
-      {s(target), s(version), s(sha256), s(reason), unix_now()});
+      "INSERT INTO rejected_releases (target, version, sha256, reason, at, generation) VALUES (?, ?, ?, ?, ?, ?) "
+      "ON CONFLICT DO UPDATE SET reason = excluded.reason, at = excluded.at, generation = excluded.generation",
+      {s(target), s(version), s(sha256), s(reason), unix_now(), generation});
 }
 
-Expected<std::optional<std::string>> StateStore::rejection(std::string_view target, std::string_view version,
-                                                           std::string_view sha256) {
-  return db_.query_text("SELECT reason FROM rejected_releases WHERE target = ? AND version = ? AND sha256 = ?",
-                        {s(target), s(version), s(sha256)});
+Expected<std::optional<Rejection>> StateStore::rejection(std::string_view target, std::string_view version,
+                                                         std::string_view sha256) {
+  std::optional<Rejection> out;
+  auto st = db_.query("SELECT reason, generation FROM rejected_releases WHERE target = ? AND version = ? AND sha256 = ?",
+                      {s(target), s(version), s(sha256)},
+                      [&](const Row& r) { out = Rejection{r.text(0), r.integer(1)}; });
+  if (!st) return std::unexpected(st.error());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox
+
+void StateStore::enable_outbox(std::int64_t limit) { outbox_limit_ = std::max<std::int64_t>(limit, 10); }
+
+Status StateStore::queue_update_report(std::int64_t update_id, nlohmann::json report) {
+  if (!outbox_enabled()) return {};
+  auto u = update(update_id);
+  if (!u) return std::unexpected(u.error());
+  report["target"] = u->target;
+  report["rollout"] = u->rollout;
+  report["release"] = u->release;
+  report["version"] = u->version;
+  report["commit"] = u->commit_id;
+  report["generation"] = u->generation;
+  return queue_report(std::move(report));
+}
+
+Status StateStore::queue_report(nlohmann::json report) {
+  if (!outbox_enabled()) return {};
+  // Invalid UTF-8 (a probe's or a hook's output) becomes U+FFFD rather than an exception.
+  auto body = report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (auto e = db_.execute("INSERT INTO outbox (at, body) VALUES (?, ?)", {unix_now(), std::move(body)}); !e) return e;
+  // The span of sequence numbers bounds the count (MIN is an index lookup, COUNT a scan): count
+  // only when the span could be over the limit.
+  const std::int64_t newest = db_.last_insert_id();
+  auto oldest = db_.query_integer("SELECT MIN(seq) FROM outbox");
+  if (!oldest) return std::unexpected(oldest.error());
+  if (newest - oldest->value_or(newest) + 1 <= outbox_limit_) return {};
+  auto count = outbox_size();
+  if (!count) return std::unexpected(count.error());
+  if (*count <= outbox_limit_) return {};
+  // Full: drop the oldest tenth at once (not one a report, which would fill the outbox with
+  // notices), and say so both here and to the hub.
+  const std::int64_t drop = *count - outbox_limit_ + std::max<std::int64_t>(1, outbox_limit_ / 10);
+  std::optional<std::int64_t> first, last;
+  auto st = db_.query("SELECT seq FROM outbox ORDER BY seq LIMIT ?", {drop}, [&](const Row& r) {
+    if (!first) first = r.integer(0);
+    last = r.integer(0);
+  });
+  if (!st) return st;
+  if (!last) return {};
+  if (auto e = db_.execute("DELETE FROM outbox WHERE seq <= ?", {*last}); !e) return e;
+  std::string message = "the report outbox was full (" + std::to_string(outbox_limit_) +
+                        " reports while the hub could not be reached): dropped the " + std::to_string(drop) +
+                        " oldest, sequence " + std::to_string(*first) + " to " + std::to_string(*last);
+  if (auto e = db_.execute("INSERT INTO events (at, level, message) VALUES (?, 'warning', ?)", {unix_now_us(), message});
+      !e)
+    return e;
+  auto notice = blank_report("event", "warning", message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return db_.execute("INSERT INTO outbox (at, body) VALUES (?, ?)", {unix_now(), std::move(notice)});
+}
+
+Expected<std::vector<OutboxReport>> StateStore::outbox_oldest(int max_count, std::int64_t last_seq) {
+  std::vector<OutboxReport> out;
+  auto st = db_.query("SELECT seq, body FROM outbox WHERE seq <= ? ORDER BY seq LIMIT ?",
+                      {last_seq, static_cast<std::int64_t>(max_count)},
+                      [&](const Row& r) { out.push_back(OutboxReport{r.integer(0), r.text(1)}); });
+  if (!st) return std::unexpected(st.error());
+  return out;
+}
+
+Expected<std::int64_t> StateStore::outbox_last_seq() {
+  auto n = db_.query_integer("SELECT COALESCE(MAX(seq), 0) FROM outbox");
+  if (!n) return std::unexpected(n.error());
+  return n->value_or(0);
+}
+
+Status StateStore::outbox_remove(const std::vector<std::int64_t>& seqs) {
+  return db_.transaction([&]() -> Status {
+    for (auto seq : seqs) {
+      if (auto e = db_.execute("DELETE FROM outbox WHERE seq = ?", {seq}); !e) return e;
+    }
+    return {};
+  });
+}
+
+Expected<std::int64_t> StateStore::outbox_size() {
+  auto n = db_.query_integer("SELECT COUNT(*) FROM outbox");
+  if (!n) return std::unexpected(n.error());
+  return n->value_or(0);
 }
 
 Expected<std::vector<HistoryEntry>> StateStore::history(int limit) {

@@ -1,13 +1,17 @@
 // The device's state store: the update journal (one row per attempt, every transition), probe
-// results, operator-facing events, what is installed, and releases rejected on this device.
-// Every write is one SQLite transaction, committed before the caller's next side effect.
+// results, operator-facing events, what is installed, releases rejected on this device, and the
+// outbox of reports for the hub. Every write is one SQLite transaction, committed before the
+// caller's next side effect.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "storage/database.hpp"
 
@@ -17,10 +21,31 @@ struct UpdateRecord {
   std::int64_t id = 0;
   std::string commit_id;
   std::string target, release, version, sha256, from_version;  // empty until admitted
+  std::string rollout;           // the rollout that assigned the release (empty until admitted)
+  std::int64_t generation = 0;   // the hub's generation of that rollout; 0 without a hub
   std::string state;
   std::string outcome;  // empty while in flight
   std::string message;
   std::int64_t started_at = 0, updated_at = 0;
+};
+
+// What an attempt installs, filled in when its release is admitted.
+struct UpdateSubject {
+  std::string target, release, version, sha256;
+  std::string from_version;  // the committed version when the attempt started: the rollback target
+  std::string rollout;
+  std::int64_t generation = 0;
+};
+
+struct Rejection {
+  std::string reason;
+  std::int64_t generation = 0;  // the hub's generation it was rejected under; 0 without a hub
+};
+
+// A report waiting in the outbox; its id on the wire is "<device id>:<seq>".
+struct OutboxReport {
+  std::int64_t seq = 0;
+  std::string body;  // the report as JSON (fleet/API.md), without "id"
 };
 
 struct InstalledRecord {
@@ -51,9 +76,12 @@ class StateStore {
   Expected<std::optional<std::string>> get(std::string_view key);
   Status put(std::string_view key, std::string_view value);
 
-  // Begin an attempt in `state` (with the transition idle -> state journaled).
-  Expected<UpdateRecord> begin_update(std::string_view commit_id, std::string_view state, std::string_view event);
+  // Begin an attempt in `state` (with the transition idle -> state journaled), for `subject`
+  // when it is known already.
+  Expected<UpdateRecord> begin_update(std::string_view commit_id, std::string_view state, std::string_view event,
+                                      const UpdateSubject& subject = {});
   // Fill in what was admitted.
+  Status set_update_release(std::int64_t id, const UpdateSubject& subject);
   Status set_update_release(std::int64_t id, std::string_view target, std::string_view release,
                             std::string_view version, std::string_view sha256, std::string_view from_version);
   // Persist a transition: the row's state and the journal entry, atomically. `outcome` is set
@@ -81,19 +109,39 @@ class StateStore {
   Status set_current_after_rollback(std::string_view target, std::string_view version, std::string_view release);
   Status remove_installed(std::string_view target);
 
+  // `generation`: the hub's generation of the rollout it failed under (0 without a hub).
   Status reject_release(std::string_view target, std::string_view version, std::string_view sha256,
-                        std::string_view reason);
-  Expected<std::optional<std::string>> rejection(std::string_view target, std::string_view version,
-                                                 std::string_view sha256);
+                        std::string_view reason, std::int64_t generation = 0);
+  Expected<std::optional<Rejection>> rejection(std::string_view target, std::string_view version,
+                                               std::string_view sha256);
 
   // Journal, events and probe results together, oldest first, the newest `limit` of them.
   Expected<std::vector<HistoryEntry>> history(int limit);
+
+  // The outbox. Once enabled (a hub is configured), every transition, probe result and event
+  // recorded above also queues a report in the same transaction. At most `limit` reports wait:
+  // beyond that the oldest tenth is dropped, and an event (recorded and queued) says how many.
+  void enable_outbox(std::int64_t limit = 10000);
+  bool outbox_enabled() const { return outbox_limit_ > 0; }
+  // The oldest `max_count` reports up to sequence `last_seq`, oldest first.
+  Expected<std::vector<OutboxReport>> outbox_oldest(int max_count,
+                                                    std::int64_t last_seq = std::numeric_limits<std::int64_t>::max());
+  // The sequence of the newest report waiting (0 when the outbox is empty).
+  Expected<std::int64_t> outbox_last_seq();
+  // Delete acknowledged reports.
+  Status outbox_remove(const std::vector<std::int64_t>& seqs);
+  Expected<std::int64_t> outbox_size();
 
   Database& database() { return db_; }
 
  private:
   explicit StateStore(Database db) : db_(std::move(db)) {}
+  // Queue `report` (inside the caller's transaction) and keep the outbox within its limit.
+  Status queue_report(nlohmann::json report);
+  Status queue_update_report(std::int64_t update_id, nlohmann::json report);
+
   Database db_;
+  std::int64_t outbox_limit_ = 0;  // 0: no hub, no reports
 };
 
 std::int64_t unix_now();     // seconds

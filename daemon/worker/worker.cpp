@@ -22,6 +22,14 @@ ota::UpdaterOptions updater_options(const Config& config) {
   o.source_branch = config.source_branch;
   o.allowed_signers = config.allowed_signers;
   o.data_dir = config.data_dir;
+  if (config.hub_url) {
+    ota::HubOptions hub;
+    hub.url = *config.hub_url;
+    hub.token_file = config.hub_token_file;
+    hub.ca_file = config.hub_ca_file;
+    hub.outbox_limit = config.hub_outbox_limit;
+    o.hub = std::move(hub);
+  }
   for (const auto& [name, app] : config.apps) {
     ota::AppTarget t;
     t.name = name;
@@ -188,7 +196,7 @@ int run_update_worker(UniqueFd fd) {
                                                   " (a package upgrade since eddyd started): restart eddyd"});
   auto config = parse_config(job->config, job->config_file);
   if (!config) return report_error(config.error());
-  log::set_min_level(log::level_from_name(config->log_level).value_or(log::Level::info));
+  log::set_min_level(log::level_named(config->log_level));
 
   auto updater = ota::Updater::create(updater_options(*config), link);
   if (!updater) return report_error(updater.error());

@@ -55,6 +55,29 @@ TEST_F(EddyCliTest, HumanStatus) {
     EXPECT_NE(result.output.find(needle), std::string::npos) << "missing `" << needle << "` in:\n" << result.output;
 }
 
+TEST_F(EddyCliTest, HumanStatusShowsTheHub) {
+  handler_.status_result["hub"] = {
+      {"url", "https://hub.example.com:8443"},
+      {"last_sync_at", 1764000000},
+      {"last_sync_result", "failed: hub https://hub.example.com:8443/v1/devices/pi-0042/sync: connection refused"},
+      {"last_report_at", 1764000000},
+      {"last_report_result", "ok: sent 3, 0 waiting"},
+      {"outbox", 12},
+      {"rollouts",
+       {{"sensor-app",
+         {{"release", "sensor-app-1.4.3"}, {"admitted", false}, {"rollback", false}, {"generation", 2},
+          {"state", "progressing"}, {"step", 0}, {"percent", 10}, {"reason", "this device's turn comes later"}}}}}};
+  start();
+  auto result = eddy(with_socket({"status"}));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  for (const char* needle : {"hub       https://hub.example.com:8443", "last sync  2025-11-24 16:00:00",
+                             "failed: hub https://hub.example.com:8443/v1/devices/pi-0042/sync: connection refused",
+                             "rollout sensor-app  sensor-app-1.4.3: not admitted (generation 2, progressing): "
+                             "this device's turn comes later",
+                             "reports    12 waiting", "ok: sent 3, 0 waiting"})
+    EXPECT_NE(result.output.find(needle), std::string::npos) << "missing `" << needle << "` in:\n" << result.output;
+}
+
 TEST_F(EddyCliTest, HumanHistoryHasOneLineAnEntryWithLocalTime) {
   start();
   auto result = eddy(with_socket({"history", "-n", "3"}));

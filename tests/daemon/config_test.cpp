@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <gtest/gtest.h>
 
+#include "ota/hub_token.hpp"
 #include "tests/support/support.hpp"
 
 namespace {
@@ -295,6 +296,66 @@ TEST(Config, CheckConfigReportsEveryProblem) {
   EXPECT_NE(message.find("data_dir"), std::string::npos) << message;
   EXPECT_NE(message.find("no-such-group-eddy-test"), std::string::npos) << message;
   EXPECT_NE(message.find("apps.a.dir"), std::string::npos) << message;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Config, HubSection) {
+  auto config = parse_config(minimal("hub:\n  url: https://hub.example.com:8443/eddy\n  token_file: /etc/eddy/token\n"
+                                     "  outbox_limit: 500\n"),
+                             "/etc/eddy/eddyd.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->hub_url, "https://hub.example.com:8443/eddy");
+  EXPECT_EQ(config->hub_outbox_limit, 500);
+  EXPECT_TRUE(config->hub_ca_file.empty());  // the system's CAs
+  EXPECT_EQ(parse_config(minimal(), "/etc/eddy/eddyd.yaml")->hub_outbox_limit, 10000);
+
+  // Plain http only to this machine: the token must not cross a network in clear text.
+  for (const char* loopback : {"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:8443", "http://127.3.0.9"}) {
+    auto ok = parse_config(minimal(std::string("hub: {url: \"") + loopback + "\", token_file: /t}\n"), "/e.yaml");
+    EXPECT_TRUE(ok) << loopback << ": " << ok.error().message;
+  }
+  expect_error(minimal("hub: {url: \"http://10.0.0.5:8080\", token_file: /t}\n"), 5, "clear text");
+  expect_error(minimal("hub: {url: \"http://hub.example.com\", token_file: /t}\n"), 5, "use https://");
+  expect_error(minimal("hub: {url: \"https://\", token_file: /t}\n"), 5, "hub.url: invalid URL");
+  expect_error(minimal("hub: {url: \"https://user:pw@hub\", token_file: /t}\n"), 5, "credentials");
+  expect_error(minimal("hub: {url: https://hub.example.com}\n"), 5, "`hub` has no `token_file`");
+  expect_error(minimal("hub: {url: https://h, token_file: /t, outbox_limit: 5}\n"), 5, "between 100 and");
+  expect_error(minimal("hub: {url: https://h, token_file: /t, outbox_limt: 5}\n"), 5, "did you mean `outbox_limit`?");
+}
+
+TEST(Config, CheckConfigReadsTheHubTokenAndCa) {
+  TempDir dir;
+  write_file(dir / "allowed_signers", "fleet@example.com ssh-ed25519 AAAA\n");
+  auto config = parse_config("device: {id: d}\n"
+                             "source: {url: file:///f, allowed_signers: allowed_signers}\n"
+                             "hub: {url: https://hub.example.com, token_file: token, ca_file: ca.pem}\n"
+                             "data_dir: state\n"
+                             "socket: run/eddyd.sock\n"
+                             "socket_group: \"\"\n",
+                             dir / "eddyd.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  auto expect_problem = [&](Errc code, const std::string& needle) {
+    auto status = check_config(*config);
+    ASSERT_FALSE(status) << "expected: " << needle;
+    EXPECT_EQ(status.error().code, code) << status.error().message;
+    EXPECT_NE(status.error().message.find(needle), std::string::npos) << status.error().message;
+  };
+  write_file(dir / "ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  expect_problem(Errc::not_found, "hub.token_file");
+  write_file(dir / "token", " \n\n");
+  expect_problem(Errc::invalid_argument, "hub.token_file: token file " + (dir / "token").string() + " is empty");
+  write_file(dir / "token", "abc def\n");
+  expect_problem(Errc::invalid_argument, "more than one word");
+  write_file(dir / "token", "  s3cr3t-token\n");
+  EXPECT_TRUE(check_config(*config));
+  EXPECT_EQ(eddy::ota::read_token(dir / "token").value_or(""), "s3cr3t-token");
+  write_file(dir / "ca.pem", "not a certificate\n");
+  expect_problem(Errc::invalid_argument, "hub.ca_file " + (dir / "ca.pem").string() + " holds no PEM certificate");
+  std::filesystem::remove(dir / "ca.pem");
+  expect_problem(Errc::not_found, "hub.ca_file");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "platform/http_client.hpp"
+#include "tests/support/loop_thread.hpp"
 #include "tests/support/support.hpp"
 #include "tests/support/tls_servers.hpp"
 
@@ -24,34 +25,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using eddy::testing::contains;
+using eddy::testing::LoopThread;
 using eddy::testing::TempDir;
 using eddy::testing::TestPki;
-
-// An EventLoop running on its own thread.
-class LoopThread {
- public:
-  LoopThread() : thread_([this] { loop_.run(); }) {}
-  ~LoopThread() {
-    loop_.stop();
-    thread_.join();
-  }
-  EventLoop& loop() { return loop_; }
-
-  // Run `fn` on the loop thread and wait for its result.
-  template <typename F>
-  auto call(F fn) {
-    using R = decltype(fn());
-    std::packaged_task<R()> task(std::move(fn));
-    auto future = task.get_future();
-    auto shared = std::make_shared<std::packaged_task<R()>>(std::move(task));
-    loop_.post([shared] { (*shared)(); });
-    return future.get();
-  }
-
- private:
-  EventLoop loop_;
-  std::thread thread_;
-};
 
 // A blocking TCP client for what the http client does not do (keep-alive, pipelining, raw bytes).
 class RawClient {

@@ -104,7 +104,12 @@ TEST(StateStore, RejectedReleasesAreRemembered) {
   ASSERT_TRUE(store);
   EXPECT_FALSE(*store->rejection("app", "3", "ff"));
   ASSERT_TRUE(store->reject_release("app", "3", "ff", "probes failed"));
-  EXPECT_EQ(store->rejection("app", "3", "ff")->value_or(""), "probes failed");
+  auto rejected = store->rejection("app", "3", "ff");
+  ASSERT_TRUE(rejected && *rejected);
+  EXPECT_EQ((*rejected)->reason, "probes failed");
+  EXPECT_EQ((*rejected)->generation, 0);
+  ASSERT_TRUE(store->reject_release("app", "3", "ff", "rolled back by the hub", 4));
+  EXPECT_EQ((*store->rejection("app", "3", "ff"))->generation, 4);
   EXPECT_FALSE(*store->rejection("app", "3", "ee"));
 }
 

@@ -120,7 +120,7 @@ void Device::write_config(const std::string& extra) {
     first = false;
   }
   yaml += "}\nsource:\n  url: " + source_url_ +
-          "\n  branch: main\n  interval: 1h\n  allowed_signers: " + allowed_signers_.string() +
+          "\n  branch: main\n  interval: " + poll_interval_ + "\n  allowed_signers: " + allowed_signers_.string() +
           "\ndata_dir: " + data_dir().string() + "\nsocket: " + socket().string() + "\napps:\n";
   for (const auto& [name, run] : apps_) {
     yaml += "  " + name + ":\n    dir: " + app_dir(name).string() + "\n";

@@ -62,6 +62,8 @@ class Device {
   // Apps: name -> run command (empty: no supervision).
   void add_app(const std::string& name, const std::vector<std::string>& run = {"bin/app"});
   void write_config(const std::string& extra = {});
+  // source.interval written by write_config (default 1h: tests poll with `eddy check`).
+  void set_poll_interval(const std::string& interval) { poll_interval_ = interval; }
   const stdfs::path& config_path() const { return config_; }
   const stdfs::path& dir() const { return dir_; }
   stdfs::path app_dir(const std::string& name) const { return dir_ / "apps" / name; }
@@ -101,6 +103,7 @@ class Device {
   std::string id_;
   std::map<std::string, std::string> labels_;
   std::map<std::string, std::vector<std::string>> apps_;
+  std::string poll_interval_ = "1h";
   pid_t pid_ = -1;
   pid_t session_ = -1;
 };
