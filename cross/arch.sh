@@ -28,3 +28,15 @@ eddy_arch() {
   export ARCH DEB_ARCH TRIPLET QEMU SYSROOT TOOLCHAIN STRIP READELF
 }
 EDDY_SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# eddy_debian_mirror: the Debian mirror to download target packages from: EDDY_DEBIAN_MIRROR,
+# else the one the machine's apt sources use for its own release's main component (what
+# `apt-get indextargets` reads from sources.list and sources.list.d), else deb.debian.org.
+eddy_debian_mirror() {
+  local codename mirror
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  mirror=${EDDY_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' "Release: $codename" \
+    "Component: main" "Created-By: Packages" 2>/dev/null | head -n 1)}
+  mirror=${mirror:-http://deb.debian.org/debian}
+  echo "${mirror%/}"
+}
