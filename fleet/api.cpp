@@ -257,14 +257,16 @@ json status_json(const RolloutStatus& s) {
   json events = json::array();
   for (const auto& e : s.events) events.push_back(event_json(e, false));
   const auto& r = s.record;
+  json steps = json::array();
+  for (double p : s.spec.steps) steps.push_back(percent_json(p));
   return {{"name", r.name},
           {"release", r.release},
           {"commit", r.commit},
           {"generation", r.generation},
           {"state", r.state},
           {"step", r.step},
-          {"steps", s.spec.steps},
-          {"percent", s.spec.steps[static_cast<std::size_t>(r.step)]},
+          {"steps", steps},
+          {"percent", percent_json(s.spec.steps[static_cast<std::size_t>(r.step)])},
           {"step_started_at", r.step_started_at},
           {"bake_seconds", s.spec.bake.count()},
           {"min_devices", s.spec.min_devices},
@@ -385,7 +387,7 @@ ServerResponse HubApi::sync(const ServerRequest& request, const std::string& id)
   for (const auto& g : *gates) {
     rollouts[g.rollout] = {{"release", g.release}, {"admitted", g.admitted}, {"rollback", g.rollback},
                            {"generation", g.generation}, {"state", g.state},   {"step", g.step},
-                           {"percent", g.percent},       {"reason", g.reason}};
+                           {"percent", percent_json(g.percent)}, {"reason", g.reason}};
   }
   return json_response(200, {{"commit", director_.commit()}, {"rollouts", std::move(rollouts)}});
 }

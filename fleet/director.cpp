@@ -1,6 +1,7 @@
 #include "fleet/director.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <set>
 #include <unordered_map>
@@ -36,6 +37,11 @@ std::string percent_text(double percent) {
   while (s.back() == '0') s.pop_back();
   if (s.back() == '.') s.pop_back();
   return s;
+}
+
+nlohmann::json percent_json(double percent) {
+  if (percent == std::floor(percent) && std::abs(percent) < 1e15) return static_cast<std::int64_t>(percent);
+  return percent;
 }
 
 std::string_view command_name(Command command) {
@@ -276,6 +282,16 @@ Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceReco
       v.message = std::to_string(t->verdicts()) + " of the " + std::to_string(need) +
                   " devices needed have a verdict (" + std::to_string(t->counts.in_progress) + " in progress, " +
                   std::to_string(t->counts.no_data) + " no data yet)";
+    } else if (t->counts.in_progress + t->counts.no_data > 0) {
+      // Every admitted device must have a verdict (or be past progressDeadline, which is a
+      // failure) before the step closes: a device not heard from is not evidence of health.
+      const int pending = t->counts.in_progress + t->counts.no_data;
+      v.value = t->verdicts();
+      v.threshold = admitted;
+      v.message = std::to_string(pending) + " of the " + std::to_string(admitted) +
+                  " admitted devices have no verdict yet (" + std::to_string(t->counts.in_progress) +
+                  " in progress, " + std::to_string(t->counts.no_data) +
+                  " no data yet): the step closes when each has one or is past progressDeadline";
     } else if (static_cast<std::size_t>(record.step) + 1 >= spec.steps.size()) {
       v.decision = "complete";
       v.message = "the last step closed: " + failures + ", within maxFailureRate " + rate_text(spec.max_failure_rate);

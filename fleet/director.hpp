@@ -36,6 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "fleet/store.hpp"
 #include "ota/model.hpp"
 #include "platform/error.hpp"
@@ -152,5 +154,7 @@ class Director {
 
 // "10", "2.5": a percent as people read it.
 std::string percent_text(double percent);
+// A percent for JSON: a whole number as an integer (10, not 10.0), others as they are (2.5).
+nlohmann::json percent_json(double percent);
 
 }  // namespace eddy::fleet

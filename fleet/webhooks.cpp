@@ -10,7 +10,7 @@ namespace eddy::fleet {
 
 std::string webhook_body(const WebhookEvent& e) {
   return nlohmann::json{{"event", e.kind},           {"rollout", e.rollout}, {"release", e.release},
-                        {"generation", e.generation}, {"step", e.step},       {"percent", e.percent},
+                        {"generation", e.generation}, {"step", e.step},       {"percent", percent_json(e.percent)},
                         {"at", e.at},                 {"message", e.message}, {"value", e.value},
                         {"threshold", e.threshold}}
       .dump();

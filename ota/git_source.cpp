@@ -448,9 +448,15 @@ Expected<GitSource> GitSource::open(const std::filesystem::path& repo_dir, std::
 Expected<std::string> GitSource::fetch(std::chrono::seconds timeout) {
   stats_ = {};
   const std::string where = "fetch branch '" + branch_ + "' from " + redact_url(url_);
+  // An in-memory remote for url_ (what "origin" holds, for people inspecting the repository
+  // with git): looking "origin" up applies url.*.insteadOf through a regular expression, and
+  // libgit2 1.5 leaks PCRE2 match data (about 300 KiB) at every such lookup.
   git_remote* raw_remote = nullptr;
-  if (git_remote_lookup(&raw_remote, repo_, "origin") < 0)
-    return std::unexpected(git_error(Errc::io, where + ": cannot read remote 'origin' of " + repo_dir_.string()));
+  git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
+  create.repository = repo_;
+  create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  if (git_remote_create_with_opts(&raw_remote, url_.c_str(), &create) < 0)
+    return std::unexpected(git_error(Errc::io, where + ": cannot open a remote for " + redact_url(url_)));
   RemotePtr remote(raw_remote);
 
   FetchContext ctx{Clock::now() + timeout};

@@ -313,6 +313,24 @@ TEST_F(DirectorTest, NoDataBlocksWideningButIsNotAFailureWhileStuckPastTheDeadli
   EXPECT_NE(s.record.last_verdict.message.find("1 of 2"), std::string::npos) << s.record.last_verdict.message;
 }
 
+TEST_F(DirectorTest, AStepClosesOnlyWhenEveryAdmittedDeviceHasAVerdict) {
+  // minDevices is met by the first two, but a third admitted device has not reported: no
+  // widening on the word of some devices while others of the step are unheard from.
+  set_fleet("app-1.0", RolloutSpec{.steps = {30, 100}, .bake = 0s, .min_devices = 2});
+  add_devices(10);
+  tick();
+  auto ids = admitted();
+  ASSERT_GE(ids.size(), 3u);
+  for (std::size_t i = 0; i + 1 < ids.size(); ++i) report(ids[i], "app-1.0", "committed");
+  auto s = tick();
+  EXPECT_EQ(s.record.step, 0);
+  EXPECT_EQ(s.record.last_verdict.decision, "wait");
+  EXPECT_NE(s.record.last_verdict.message.find("1 of the"), std::string::npos) << s.record.last_verdict.message;
+  report(ids.back(), "app-1.0", "committed");
+  s = tick();
+  EXPECT_EQ(s.record.step, 1);
+}
+
 TEST_F(DirectorTest, InProgressIsNeitherAVerdictNorNoData) {
   set_fleet("app-1.0", RolloutSpec{.steps = {1, 100}, .bake = 0s, .min_devices = 1});
   add_devices(5);
