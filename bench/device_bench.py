@@ -107,8 +107,8 @@ spec:
   payload: {{type: app, path: {rel}, sha256: {digest}, size: {size}}}
   analysis:
     interval: 200ms
-    iterations: 3
-    threshold: 0
+    iterations: 5
+    threshold: 2
     probes:
       - {{name: health, http: {{url: "http://127.0.0.1:{self.port}/healthz", timeout: 1s}}}}
 """)
@@ -212,7 +212,9 @@ apps:
         c1, git_rss = children_usage()
         git_poll_ms = (c1 - c0) / polls * 1000
 
-        # 3: a failing verdict to the previous version answering again.
+        # 3: a failing verdict to the previous version answering again. (The analysis tolerates
+        # two failed checks, so that v1 passes on a loaded machine whose Python starts slowly;
+        # the time measured runs from the verdict, whatever it took to reach it.)
         fleet.publish("3.0.0", False)
         check = subprocess.Popen([EDDY, "check", "--json"], env=env, stdout=subprocess.PIPE, text=True)
         seen_v3 = False

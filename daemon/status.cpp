@@ -69,13 +69,23 @@ nlohmann::json history_json(storage::StateStore& store, int limit) {
   for (const auto& h : *entries) {
     nlohmann::json e = {{"at", static_cast<double>(h.at_us) / 1e6}, {"kind", h.kind}};
     if (h.kind == "transition") {
-      e.update({{"update_id", h.update_id}, {"target", h.target}, {"release", h.release}, {"version", h.version},
-                {"from", h.from}, {"to", h.to}, {"message", h.message}});
+      e.update({{"update_id", h.update_id},
+                {"target", h.target},
+                {"release", h.release},
+                {"version", h.version},
+                {"from", h.from},
+                {"to", h.to},
+                {"message", h.message}});
     } else if (h.kind == "event") {
       e.update({{"level", h.level}, {"message", h.message}});
     } else {
-      e.update({{"update_id", h.update_id}, {"target", h.target}, {"release", h.release}, {"probe", h.probe},
-                {"iteration", h.iteration}, {"ok", h.ok}, {"detail", h.detail}});
+      e.update({{"update_id", h.update_id},
+                {"target", h.target},
+                {"release", h.release},
+                {"probe", h.probe},
+                {"iteration", h.iteration},
+                {"ok", h.ok},
+                {"detail", h.detail}});
     }
     out.push_back(std::move(e));
   }

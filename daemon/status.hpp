@@ -17,9 +17,9 @@ namespace eddy::daemon {
 // What only the running eddyd knows.
 struct LiveStatus {
   std::string activity = "starting";
-  nlohmann::json update = nullptr;   // the update in progress, as the worker reports it
-  nlohmann::json worker = nullptr;   // the running worker: {"job","pid","since"}
-  std::int64_t next_poll_at = 0;     // unix seconds; 0 before the first poll is scheduled
+  nlohmann::json update = nullptr;  // the update in progress, as the worker reports it
+  nlohmann::json worker = nullptr;  // the running worker: {"job","pid","since"}
+  std::int64_t next_poll_at = 0;    // unix seconds; 0 before the first poll is scheduled
 };
 
 nlohmann::json status_json(const Config& config, storage::StateStore& store, const ota::AppSupervisor& supervisor,

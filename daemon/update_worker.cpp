@@ -2,9 +2,9 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,10 +31,12 @@ Expected<stdfs::path> find_worker_executable() {
   }
   std::error_code ec;
   auto self = stdfs::read_symlink("/proc/self/exe", ec);
-  if (ec) return make_error(Errc::not_found, "cannot find eddyd's own executable (/proc/self/exe: " + ec.message() +
-                                                 ") to find its update worker beside it; name it with EDDY_WORKER");
+  if (ec)
+    return make_error(Errc::not_found, "cannot find eddyd's own executable (/proc/self/exe: " + ec.message() +
+                                           ") to find its update worker beside it; name it with EDDY_WORKER");
   const stdfs::path folder = self.parent_path();
-  const std::vector<stdfs::path> places = {folder / "eddyd-worker", (folder / EDDY_WORKER_FROM_EDDYD).lexically_normal()};
+  const std::vector<stdfs::path> places = {folder / "eddyd-worker",
+                                           (folder / EDDY_WORKER_FROM_EDDYD).lexically_normal()};
   std::string looked;
   for (const auto& place : places) {
     if (::access(place.c_str(), X_OK) == 0) return place;
@@ -107,8 +109,8 @@ WorkerResult UpdateWorker::run(worker_protocol::Job job) {
   Error failure = *result.failure;
   // Errc::network: its socket closed or broke, so it ended (or was ending): its wait status says how.
   if (failure.code == Errc::network)
-    failure = Error{Errc::process, "the update worker (pid " + std::to_string(pid) + ") " + how + " during a " + job.kind +
-                                       " before reporting its result"};
+    failure = Error{Errc::process, "the update worker (pid " + std::to_string(pid) + ") " + how + " during a " +
+                                       job.kind + " before reporting its result"};
   else
     failure.message += " (the update worker pid " + std::to_string(pid) + " was stopped: " + how + ")";
   return WorkerResult{failure, nlohmann::json()};
@@ -165,7 +167,8 @@ WorkerResult UpdateWorker::converse(LineChannel& channel) {
     }
     nlohmann::json reply = done ? nlohmann::json{{"ok", true}}
                                 : nlohmann::json{{"ok", false}, {"error", worker_protocol::error_json(done.error())}};
-    if (auto st = channel.write(worker_protocol::to_line(reply)); !st) return WorkerResult{st.error(), nlohmann::json()};
+    if (auto st = channel.write(worker_protocol::to_line(reply)); !st)
+      return WorkerResult{st.error(), nlohmann::json()};
   }
 }
 
@@ -195,7 +198,9 @@ int UpdateWorker::reap(pid_t pid, std::chrono::milliseconds grace, const std::st
   rusage usage{};
   while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
-  auto ms = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1000.0 + static_cast<double>(t.tv_usec) / 1000.0; };
+  auto ms = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1000.0 + static_cast<double>(t.tv_usec) / 1000.0;
+  };
   char line[200];
   std::snprintf(line, sizeof line, "update worker pid %d: %s took %.0f ms, %.1f ms of CPU, peak RSS %.1f MiB", pid,
                 job.c_str(),

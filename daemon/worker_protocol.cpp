@@ -34,9 +34,9 @@ Expected<Job> job_from_json(const nlohmann::json& message) {
   };
   Job job;
   std::string config_file;
-  for (auto [key, out] : {std::pair{"version", &job.version}, std::pair{"job", &job.kind},
-                          std::pair{"target", &job.target}, std::pair{"config_file", &config_file},
-                          std::pair{"config", &job.config}})
+  for (auto [key, out] :
+       {std::pair{"version", &job.version}, std::pair{"job", &job.kind}, std::pair{"target", &job.target},
+        std::pair{"config_file", &config_file}, std::pair{"config", &job.config}})
     if (auto st = text(key, *out); !st) return std::unexpected(st.error());
   job.config_file = config_file;
   if (job.kind != "poll" && job.kind != "rollback")

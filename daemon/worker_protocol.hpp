@@ -38,19 +38,19 @@
 namespace eddy::daemon::worker_protocol {
 
 struct Job {
-  std::string version;               // eddyd's version (daemon/version.hpp)
-  std::string kind = "poll";         // poll | rollback
-  std::string target;                // rollback: the app ("" = the only one)
+  std::string version;        // eddyd's version (daemon/version.hpp)
+  std::string kind = "poll";  // poll | rollback
+  std::string target;         // rollback: the app ("" = the only one)
   bool start_apps = false;
   std::filesystem::path config_file;
-  std::string config;                // the configuration's text, as eddyd parsed it
+  std::string config;  // the configuration's text, as eddyd parsed it
   pid_t eddyd_pid = 0;
 };
 
 // What a poll tells eddyd's scheduler besides the `eddy check` reply.
 struct PollResult {
-  nlohmann::json reply;              // {"outcome","commit","message"}
-  bool poll_failed = false;          // the fetch failed: back off
+  nlohmann::json reply;                      // {"outcome","commit","message"}
+  bool poll_failed = false;                  // the fetch failed: back off
   std::optional<std::int64_t> next_step_at;  // a rollout step opens then: poll right after
 };
 

@@ -48,8 +48,7 @@ Expected<std::optional<std::string>> LineChannel::read() {
       return std::unexpected(errno_error(errno, "receive from", what_));
     }
     if (n == 0) {
-      if (!buffer_.empty())
-        return make_error(Errc::network, what_ + " closed the connection in the middle of a line");
+      if (!buffer_.empty()) return make_error(Errc::network, what_ + " closed the connection in the middle of a line");
       return std::optional<std::string>{};
     }
     buffer_.append(chunk, static_cast<std::size_t>(n));

@@ -74,8 +74,8 @@ class EddydLink final : public ota::AppControl {
 
  private:
   Status call(const nlohmann::json& request) {
-    const std::string what = "ask eddyd to " + request["app"].get<std::string>() + " app " +
-                             request["name"].get<std::string>();
+    const std::string what =
+        "ask eddyd to " + request["app"].get<std::string>() + " app " + request["name"].get<std::string>();
     if (auto st = channel_.write(to_line(request)); !st) return std::unexpected(st.error().with_context(what));
     auto line = channel_.read();
     if (!line) return std::unexpected(line.error().with_context(what));
@@ -214,13 +214,15 @@ int run_update_worker(UniqueFd fd) {
     u.start_apps();
     link.send({{"apps_started", true}});
   }
-  if (u.stop_requested()) return report_error(Error{Errc::conflict, "eddyd is stopping; the " + job->kind + " was not done"});
+  if (u.stop_requested())
+    return report_error(Error{Errc::conflict, "eddyd is stopping; the " + job->kind + " was not done"});
   nlohmann::json reply;
   if (job->kind == "poll") {
     auto cycle = u.run_cycle();
     if (u.stop_requested())
-      return report_error(Error{Errc::conflict, "eddyd is stopping; the poll was interrupted (an update it began "
-                                                "is finished or rolled back at the next start)"});
+      return report_error(Error{Errc::conflict,
+                                "eddyd is stopping; the poll was interrupted (an update it began "
+                                "is finished or rolled back at the next start)"});
     reply = {{"result", poll_result_json(cycle)}};
   } else {
     auto r = u.rollback(job->target);

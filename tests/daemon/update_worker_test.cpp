@@ -132,10 +132,12 @@ echo '{"error":{"code":"conflict","message":"sensor-app has no previous committe
   ASSERT_FALSE(r.job) << "the job's own error comes back as the job's result";
   EXPECT_EQ(r.job.error().code, Errc::conflict);
   EXPECT_NE(r.job.error().message.find("no previous committed version"), std::string::npos);
-  EXPECT_EQ(host_.app_calls, (std::vector<std::string>{"restart sensor-app bin/app --port 8080 in /opt/sensor-app/current",
-                                                       "stop other-app"}));
+  EXPECT_EQ(host_.app_calls,
+            (std::vector<std::string>{"restart sensor-app bin/app --port 8080 in /opt/sensor-app/current",
+                                      "stop other-app"}));
   EXPECT_EQ(json::parse(read_file(tmp_ / "restart-reply")),
-            (json{{"ok", false}, {"error", {{"code", "not-found"}, {"message", "start app sensor-app: cannot resolve its folder"}}}}));
+            (json{{"ok", false},
+                  {"error", {{"code", "not-found"}, {"message", "start app sensor-app: cannot resolve its folder"}}}}));
   EXPECT_EQ(json::parse(read_file(tmp_ / "stop-reply")), (json{{"ok", true}}));
 }
 
@@ -195,12 +197,13 @@ TEST_F(UpdateWorkerTest, AWorkerThatLingersAfterItsResultIsKilled) {
 
 TEST_F(UpdateWorkerTest, StopAsksTheWorkerToEndAndKillMakesSureItDoes) {
   {
-    UpdateWorker worker(script(R"(trap 'echo "{\"error\":{\"code\":\"conflict\",\"message\":\"stopped\"}}" >&3; exit 0' TERM
+    UpdateWorker worker(
+        script(R"(trap 'echo "{\"error\":{\"code\":\"conflict\",\"message\":\"stopped\"}}" >&3; exit 0' TERM
 read -r job <&3
 echo '{"activity":"probing"}' >&3
 while :; do sleep 0.05; done
 )"),
-                        host_);
+        host_);
     auto running = std::async(std::launch::async, [&] { return worker.run(poll_job()); });
     ASSERT_TRUE(wait_until([&] { return host_.saw_activity("probing"); }));
     worker.stop();
@@ -242,12 +245,19 @@ TEST_F(UpdateWorkerTest, TheRealWorkerInstallsAndAsksForTheRestart) {
   Fleet fleet(tmp_.path());
   fleet.publish("sensor-app", AppBundle{"1.0.0", true, port, {}});
   auto device = tmp_ / "device";
-  std::string config = "device: {id: test-device, labels: {site: test}}\n"
-                       "source: {url: " + fleet.repo().url() + ", branch: main, interval: 1h, allowed_signers: " +
-                       fleet.allowed_signers().string() + "}\n"
-                       "data_dir: " + (device / "data").string() + "\n"
-                       "socket: " + (device / "eddyd.sock").string() + "\n"
-                       "apps:\n  sensor-app: {dir: " + (device / "apps/sensor-app").string() + ", run: [bin/app]}\n";
+  std::string config =
+      "device: {id: test-device, labels: {site: test}}\n"
+      "source: {url: " +
+      fleet.repo().url() + ", branch: main, interval: 1h, allowed_signers: " + fleet.allowed_signers().string() +
+      "}\n"
+      "data_dir: " +
+      (device / "data").string() +
+      "\n"
+      "socket: " +
+      (device / "eddyd.sock").string() +
+      "\n"
+      "apps:\n  sensor-app: {dir: " +
+      (device / "apps/sensor-app").string() + ", run: [bin/app]}\n";
   ota::AppSupervisor supervisor;
   host_.apps = &supervisor;
   UpdateWorker worker(WorkerSettings{eddyd_worker_path(), device / "eddyd.yaml", config}, host_);

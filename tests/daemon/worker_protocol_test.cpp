@@ -75,12 +75,13 @@ TEST(WorkerProtocolTest, PollResults) {
                                       {"poll_failed", false},
                                       {"next_step_at", 1764000600}});
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->reply, (json{{"outcome", "not-admitted"}, {"commit", "1a2b3c4"}, {"message", "not this device's turn yet"}}));
+  EXPECT_EQ(r->reply,
+            (json{{"outcome", "not-admitted"}, {"commit", "1a2b3c4"}, {"message", "not this device's turn yet"}}));
   EXPECT_FALSE(r->poll_failed);
   EXPECT_EQ(r->next_step_at, 1764000600);
 
-  r = wp::poll_result_from_json({{"outcome", "failed"}, {"commit", ""}, {"message", "fetch"}, {"poll_failed", true},
-                                 {"next_step_at", nullptr}});
+  r = wp::poll_result_from_json(
+      {{"outcome", "failed"}, {"commit", ""}, {"message", "fetch"}, {"poll_failed", true}, {"next_step_at", nullptr}});
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->poll_failed);
   EXPECT_FALSE(r->next_step_at);

@@ -30,7 +30,8 @@ Conversation converse(const std::string& job_line) {
   int pair[2];
   EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
   UniqueFd theirs(pair[1]);
-  auto pid = process::spawn(with_emulator({eddyd_worker_path().string(), "--socket-fd", "3"}), {}, {}, -1, theirs.get());
+  auto pid =
+      process::spawn(with_emulator({eddyd_worker_path().string(), "--socket-fd", "3"}), {}, {}, -1, theirs.get());
   EXPECT_TRUE(pid) << (pid ? "" : pid.error().message);
   theirs.reset();
   LineChannel channel(UniqueFd(pair[0]), "worker");

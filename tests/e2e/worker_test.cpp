@@ -24,8 +24,8 @@ class WorkerTest : public DeviceTest {
                         "    iterations: 12\n"
                         "    threshold: 3\n"
                         "    probes:\n"
-                        "      - {name: health, http: {url: \"http://127.0.0.1:" + std::to_string(port_) +
-                            "/healthz\", status: 200, timeout: 1s}}\n");
+                        "      - {name: health, http: {url: \"http://127.0.0.1:" +
+                            std::to_string(port_) + "/healthz\", status: 200, timeout: 1s}}\n");
     fleet_->set_rollout("sensor-app", "2.0.0");
     fleet_->repo().commit("sensor-app 2.0.0, slowly analysed");
   }
@@ -52,7 +52,6 @@ class WorkerTest : public DeviceTest {
     auto u = store->unfinished_update();
     return u && *u ? (*u)->state : "";
   }
-
 };
 
 TEST_F(WorkerTest, AWorkerKilledMidUpdateIsAFailedPollAndTheNextPollRecovers) {

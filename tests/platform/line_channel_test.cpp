@@ -21,7 +21,9 @@ struct Pair {
   }
 };
 
-void send_raw(int fd, const std::string& bytes) { ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size())); }
+void send_raw(int fd, const std::string& bytes) {
+  ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+}
 
 TEST(LineChannelTest, LinesWhateverTheChunks) {
   Pair p;
