@@ -29,19 +29,24 @@ Expected<stdfs::path> find_worker_executable() {
                                              ", which is not an executable file; unset it to use the installed worker");
     return path;
   }
+  // Beside eddyd first (a build tree, or any prefix), then where this build installs it. The
+  // second also covers a root without /proc mounted (a chroot, an image being built), where
+  // eddyd cannot learn its own path.
+  std::vector<stdfs::path> places;
   std::error_code ec;
   auto self = stdfs::read_symlink("/proc/self/exe", ec);
-  if (ec)
-    return make_error(Errc::not_found, "cannot find eddyd's own executable (/proc/self/exe: " + ec.message() +
-                                           ") to find its update worker beside it; name it with EDDY_WORKER");
-  const stdfs::path folder = self.parent_path();
-  const std::vector<stdfs::path> places = {folder / "eddyd-worker",
-                                           (folder / EDDY_WORKER_FROM_EDDYD).lexically_normal()};
+  if (!ec) {
+    const stdfs::path folder = self.parent_path();
+    places.push_back(folder / "eddyd-worker");
+    places.push_back((folder / EDDY_WORKER_FROM_EDDYD).lexically_normal());
+  }
+  places.push_back(EDDY_WORKER_INSTALLED);
   std::string looked;
   for (const auto& place : places) {
     if (::access(place.c_str(), X_OK) == 0) return place;
     looked += (looked.empty() ? "" : ", ") + place.string();
   }
+  if (ec) looked += "; /proc/self/exe: " + ec.message();
   return make_error(Errc::not_found, "cannot find eddyd's update worker eddyd-worker (looked at " + looked +
                                          "): reinstall the eddy package, or name it with EDDY_WORKER");
 }
