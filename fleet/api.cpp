@@ -522,6 +522,11 @@ ServerResponse HubApi::metrics() {
   out << "eddy_hub_devices_known " << (known ? *known : 0) << '\n';
   gauge("eddy_hub_fleet_commit_timestamp_seconds", "Committer time of the fleet commit the hub accepted.");
   out << "eddy_hub_fleet_commit_timestamp_seconds " << director_.commit_time() << '\n';
+  out << "# HELP eddy_hub_director_ticks_total Looks of the director at every rollout since the hub started.\n"
+         "# TYPE eddy_hub_director_ticks_total counter\neddy_hub_director_ticks_total "
+      << director_.tick_count() << '\n';
+  gauge("eddy_hub_director_tick_seconds", "How long the director's latest tick took.");
+  out << "eddy_hub_director_tick_seconds " << director_.last_tick_seconds() << '\n';
   return ServerResponse{200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, out.str()};
 }
 

@@ -1,6 +1,7 @@
 #include "fleet/director.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -201,15 +202,21 @@ Expected<Director::Tally> Director::tally(const ota::Rollout& spec, const Rollou
 
 Status Director::tick() {
   if (!fleet_) return {};
-  auto devices = store_.devices();
-  if (!devices) return std::unexpected(devices.error());
-  for (const auto& spec : fleet_->rollouts) {
-    if (auto st = tick_one(spec, *devices); !st) {
-      log::error("rollout " + spec.name + ": " + st.error().message);
-      return st;
+  const auto began = std::chrono::steady_clock::now();
+  ++tick_count_;
+  auto st = [&]() -> Status {
+    auto devices = store_.devices();
+    if (!devices) return std::unexpected(devices.error());
+    for (const auto& spec : fleet_->rollouts) {
+      if (auto s = tick_one(spec, *devices); !s) {
+        log::error("rollout " + spec.name + ": " + s.error().message);
+        return s;
+      }
     }
-  }
-  return {};
+    return {};
+  }();
+  last_tick_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  return st;
 }
 
 Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices) {

@@ -107,6 +107,9 @@ class Director {
 
   // One look at every rollout.
   Status tick();
+  // Ticks since start (of a loaded fleet), and how long the latest took (for /metrics).
+  std::uint64_t tick_count() const { return tick_count_; }
+  double last_tick_seconds() const { return last_tick_seconds_; }
 
   // A device's sync: remember it (labels, commit, targets; last_seen = now) and answer the
   // gates of every rollout that selects it and whose release it can run.
@@ -150,6 +153,8 @@ class Director {
   std::function<void(const WebhookEvent&)> webhook_;
   // Selected and admitted counts of each rollout at its last tick, for the sync answer's words.
   std::map<std::string, std::pair<int, int>, std::less<>> counts_;
+  std::uint64_t tick_count_ = 0;
+  double last_tick_seconds_ = 0;
 };
 
 // "10", "2.5": a percent as people read it.
