@@ -21,6 +21,8 @@
 //            [--threads T] [--seconds S] [--tick 5s] [--tls]
 #include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -29,6 +31,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -100,6 +103,24 @@ std::map<std::string, long> proc_status(pid_t pid) {
     if (key == "VmRSS" || key == "VmHWM" || key == "RssAnon" || key == "RssFile") out[key] = std::stol(line.substr(colon + 1));
   }
   return out;
+}
+
+// CPU seconds (user + system) a process has used.
+double process_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i)
+    if (i >= 14) ticks += std::stod(field);  // utime, stime
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double thread_cpu_seconds() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
 }
 
 // A report as eddyd's outbox sends it (fleet/API.md), written without a JSON library: the
@@ -211,6 +232,7 @@ class Workload {
 struct LoadResult {
   std::uint64_t requests = 0, failed = 0;
   double seconds = 0;
+  double server_cpu_seconds = -1;  // the server's CPU time during the run, when measured
   std::vector<double> latency_ms;  // sorted
   std::string first_error;
 };
@@ -404,6 +426,13 @@ void print_load(const char* what, const LoadResult& r, int per_request) {
               what, static_cast<unsigned long long>(r.requests), r.seconds, static_cast<unsigned long long>(r.failed),
               rate, rate * per_request, percentile(r.latency_ms, 0.50), percentile(r.latency_ms, 0.99),
               r.latency_ms.empty() ? 0 : r.latency_ms.back());
+  if (r.server_cpu_seconds >= 0 && r.requests > 0) {
+    const double per_report_us = r.server_cpu_seconds * 1e6 / (static_cast<double>(r.requests) * per_request);
+    std::printf("    server CPU: %.1f s of %.1f s (%.0f%% of a core), %.1f us a report: %.0f reports/s for "
+                "each core it gets\n",
+                r.server_cpu_seconds, r.seconds, 100 * r.server_cpu_seconds / r.seconds, per_report_us,
+                1e6 / per_report_us);
+  }
   if (!r.first_error.empty()) std::printf("    first failure: %s\n", r.first_error.c_str());
   std::fflush(stdout);
 }
@@ -670,6 +699,8 @@ class BareServer {
   }
   const http::Url& url() const { return url_; }
   stdfs::path ca_file() const { return pki_ ? pki_->ca.cert : stdfs::path(); }
+  // CPU time of the server's (loop) thread.
+  double cpu_seconds() { return loop_.call([] { return thread_cpu_seconds(); }); }
 
  private:
   std::optional<testing::TestPki> pki_;
@@ -688,15 +719,21 @@ void run_capacity(const Options& o, const stdfs::path& dir) {
                    "  steps: [1, 5, 25, 100]\n  bake: 1h\n  minDevices: 5\n  maxFailureRate: 10%\n");
   BenchHub hub(dir, fleet, devices, o);
 
+  const pid_t pid = hub.process().pid();
+  auto measured = [&](Workload& work, std::chrono::seconds run_limit) {
+    const double cpu = process_cpu_seconds(pid);
+    auto r = run_closed_loop(hub.url(), hub.ca_file(), connections, o.threads, work, run_limit);
+    r.server_cpu_seconds = process_cpu_seconds(pid) - cpu;
+    return r;
+  };
   SyncOnce syncs(hub.url(), devices, connections, fleet.commit);
-  auto synced = run_closed_loop(hub.url(), hub.ca_file(), connections, o.threads, syncs, 600s);
-  print_load("hub: sync every device once", synced, 1);
+  print_load("hub: sync every device once", measured(syncs, 600s), 1);
 
   Reports::Ledger ledger(devices);
   std::vector<std::pair<int, LoadResult>> hub_runs;
   for (int batch : {1, 100}) {
     Reports load(hub.url(), devices, connections, batch, fleet.commit, ledger, true);
-    hub_runs.emplace_back(batch, run_closed_loop(hub.url(), hub.ca_file(), connections, o.threads, load, limit));
+    hub_runs.emplace_back(batch, measured(load, limit));
     print_load(batch == 1 ? "hub: 1 report a request" : "hub: 100 reports a request", hub_runs.back().second, batch);
   }
 
@@ -757,7 +794,9 @@ void run_capacity(const Options& o, const stdfs::path& dir) {
   for (int batch : {1, 100}) {
     Reports::Ledger scratch(devices);
     Reports load(bare.url(), devices, connections, batch, fleet.commit, scratch, false);
+    const double cpu = bare.cpu_seconds();
     auto r = run_closed_loop(bare.url(), bare.ca_file(), connections, o.threads, load, limit);
+    r.server_cpu_seconds = bare.cpu_seconds() - cpu;
     print_load(batch == 1 ? "bare server: 1 report a request" : "bare server: 100 reports a request", r, batch);
     const auto& mine = hub_runs[batch == 1 ? 0 : 1].second;
     std::printf("    hub / bare server (requests/s): %.2f\n",

@@ -416,6 +416,13 @@ Expected<ReportsOutcome> Director::record_reports(std::string_view device, const
   auto st = store_.transaction([&]() -> Status {
     const std::int64_t at = now();
     std::map<std::string, std::optional<RolloutRecord>> records;  // by rollout name, read once
+    // What the batch says for each rollout, written once: the latest report with an outcome, or
+    // else the latest report (record_fact in report order would end the same).
+    struct Fact {
+      std::int64_t generation = 0;
+      std::string outcome, message;
+    };
+    std::map<std::string, Fact> facts;
     for (const auto& report : reports) {
       auto added = store_.add_report(device, report, at);
       if (!added) return std::unexpected(added.error());
@@ -446,9 +453,12 @@ Expected<ReportsOutcome> Director::record_reports(std::string_view device, const
       const std::string outcome = report.kind == "transition" && is_outcome(report.outcome) ? report.outcome : "";
       std::string message = report.message;
       if (message.empty() && !report.to.empty()) message = report.from + " -> " + report.to;
-      if (auto s = store_.record_fact(name, record->generation, device, at, outcome, message); !s) return s;
+      auto& fact = facts[name];
+      if (!outcome.empty() || fact.outcome.empty()) fact = Fact{record->generation, outcome, std::move(message)};
       if (!outcome.empty()) out.verdict_changed = true;
     }
+    for (const auto& [name, fact] : facts)
+      if (auto s = store_.record_fact(name, fact.generation, device, at, fact.outcome, fact.message); !s) return s;
     return {};
   });
   if (!st) return std::unexpected(st.error());

@@ -139,16 +139,15 @@ Expected<std::int64_t> SqliteStore::device_count() {
 }
 
 Expected<bool> SqliteStore::add_report(std::string_view device, const Report& r, std::int64_t received_at) {
-  auto st = db_.execute(
+  // RETURNING yields a row only when the report was inserted, not when it was there already.
+  auto added = db_.query_integer(
       "INSERT INTO reports (device, id, received_at, time, kind, target, rollout, release, version, fleet_commit, "
       "generation, from_state, to_state, outcome, level, message, probes) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, id) DO NOTHING",
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, id) DO NOTHING RETURNING 1",
       {std::string(device), r.id, received_at, r.time, r.kind, r.target, r.rollout, r.release, r.version, r.commit,
        r.generation, r.from, r.to, r.outcome, r.level, r.message, probes_json(r.probes)});
-  if (!st) return std::unexpected(st.error());
-  auto changed = db_.query_integer("SELECT changes()");
-  if (!changed) return std::unexpected(changed.error());
-  return changed->value_or(0) > 0;
+  if (!added) return std::unexpected(added.error());
+  return added->has_value();
 }
 
 Expected<std::vector<Report>> SqliteStore::reports(std::string_view device) {
