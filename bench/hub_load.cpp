@@ -233,6 +233,7 @@ struct LoadResult {
   std::uint64_t requests = 0, failed = 0;
   double seconds = 0;
   double server_cpu_seconds = -1;  // the server's CPU time during the run, when measured
+  double client_cpu_seconds = 0;   // this program's
   std::vector<double> latency_ms;  // sorted
   std::string first_error;
 };
@@ -307,12 +308,14 @@ LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std
     });
   }
   while (ready.load() < threads) std::this_thread::sleep_for(1ms);
+  const double client_cpu = process_cpu_seconds(::getpid());
   const auto start = Clock::now();
   deadline = (start + limit).time_since_epoch().count();
   go = true;
   for (auto& t : pool) t.join();
   LoadResult total;
   total.seconds = seconds_since(start);
+  total.client_cpu_seconds = process_cpu_seconds(::getpid()) - client_cpu;
   for (auto& r : results) {
     total.requests += r.requests;
     total.failed += r.failed;
@@ -429,9 +432,9 @@ void print_load(const char* what, const LoadResult& r, int per_request) {
   if (r.server_cpu_seconds >= 0 && r.requests > 0) {
     const double per_report_us = r.server_cpu_seconds * 1e6 / (static_cast<double>(r.requests) * per_request);
     std::printf("    server CPU: %.1f s of %.1f s (%.0f%% of a core), %.1f us a report: %.0f reports/s for "
-                "each core it gets\n",
+                "each core it gets; load generator CPU %.1f s\n",
                 r.server_cpu_seconds, r.seconds, 100 * r.server_cpu_seconds / r.seconds, per_report_us,
-                1e6 / per_report_us);
+                1e6 / per_report_us, r.client_cpu_seconds);
   }
   if (!r.first_error.empty()) std::printf("    first failure: %s\n", r.first_error.c_str());
   std::fflush(stdout);
@@ -797,6 +800,7 @@ void run_capacity(const Options& o, const stdfs::path& dir) {
     const double cpu = bare.cpu_seconds();
     auto r = run_closed_loop(bare.url(), bare.ca_file(), connections, o.threads, load, limit);
     r.server_cpu_seconds = bare.cpu_seconds() - cpu;
+    r.client_cpu_seconds -= r.server_cpu_seconds;  // the bare server runs in this process
     print_load(batch == 1 ? "bare server: 1 report a request" : "bare server: 100 reports a request", r, batch);
     const auto& mine = hub_runs[batch == 1 ? 0 : 1].second;
     std::printf("    hub / bare server (requests/s): %.2f\n",

@@ -443,29 +443,39 @@ void HubApi::enqueue(std::function<Applied()> apply, Respond respond) {
 }
 
 void HubApi::commit_group() {
-  std::vector<Write> group = std::move(group_);
+  struct Group {
+    std::vector<Write> writes;
+    std::vector<Applied> applied;
+  };
+  auto group = std::make_shared<Group>();
+  group->writes = std::move(group_);
   group_.clear();
-  std::vector<Applied> applied;
-  applied.reserve(group.size());
-  // Each request's own store transaction nests as a savepoint in this one.
-  auto st = director_.store().transaction([&]() -> Status {
-    for (auto& write : group) applied.push_back(write.apply());
-    fault::point("hub:before-group-commit");
-    return {};
-  });
-  if (!st) {
-    log::error("API: cannot commit the writes of " + std::to_string(group.size()) + " device requests: " +
-               st.error().message);
-    for (auto& write : group)
-      write.respond(error_response(503, "the hub could not store this request (" + st.error().message +
-                                            "); nothing of it was kept: send it again"));
-    return;
-  }
-  fault::point("hub:after-group-commit");
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    if (applied[i].on_commit) applied[i].on_commit();
-    group[i].respond(std::move(applied[i].response));
-  }
+  group->applied.reserve(group->writes.size());
+  auto refuse = [group](const Error& why) {
+    log::error("API: cannot store the writes of " + std::to_string(group->writes.size()) + " device requests: " +
+               why.message);
+    for (auto& write : group->writes)
+      write.respond(error_response(503, "the hub could not store this request (" + why.message +
+                                            "); nothing of it is acknowledged: send it again"));
+  };
+  // Each request's own store transaction nests as a savepoint in this one. The answers wait until
+  // the commit is on disk; the loop serves the next requests meanwhile.
+  auto st = director_.store().transaction_then_durable(
+      [&]() -> Status {
+        for (auto& write : group->writes) group->applied.push_back(write.apply());
+        fault::point("hub:before-group-commit");
+        return {};
+      },
+      [this, alive = alive_, group, refuse](Status durable) {
+        if (!*alive) return;
+        if (!durable) return refuse(durable.error());
+        fault::point("hub:after-group-commit");
+        for (std::size_t i = 0; i < group->writes.size(); ++i) {
+          if (group->applied[i].on_commit) group->applied[i].on_commit();
+          group->writes[i].respond(std::move(group->applied[i].response));
+        }
+      });
+  if (!st) refuse(st.error());
 }
 
 ServerResponse HubApi::rollouts() {

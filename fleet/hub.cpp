@@ -25,6 +25,7 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
   auto store = SqliteStore::open(config.data_dir / "hub.db");
   if (!store) return std::unexpected(store.error());
   h.store_ = std::move(*store);
+  if (auto st = h.store_->sync_in_background(loop); !st) return std::unexpected(st.error());
   auto device_tokens = TokenFile::load(config.device_tokens);
   if (!device_tokens) return std::unexpected(device_tokens.error().with_context("devices.tokens"));
   h.device_tokens_ = std::make_unique<TokenFile>(std::move(*device_tokens));
