@@ -69,7 +69,7 @@ Expected<CliConfig> load_cli_config(const stdfs::path& file, const Environment& 
     if (key != "hub")
       return fail(it->first,
                   "unknown key `" + key + "` (the file has one section, `hub`, with url, token_file, ca_file)");
-    const YAML::Node& hub = it->second;
+    const YAML::Node hub = it->second;  // a copy: it->second lives in the iterator's proxy
     if (!hub.IsMap()) return fail(hub, "`hub` must be a mapping with url, token_file, ca_file");
     std::set<std::string> seen;
     for (auto h = hub.begin(); h != hub.end(); ++h) {

@@ -161,7 +161,16 @@ int rollout_status(const HubCall& call, const HubCommandOptions& options) {
       std::this_thread::sleep_for(interval);
       continue;
     }
-    if (!reply->ok()) return call.refused(*reply);
+    if (!reply->ok()) {
+      // 503: a hub that has just started and accepted no fleet commit yet; waited out too.
+      if (!options.wait || reply->status != 503) return call.refused(*reply);
+      if (!was_unreachable)
+        std::cerr << "eddy " << call.command() << ": the hub at " << call.url()
+                  << " is not ready yet (503); waiting for it to answer again\n";
+      was_unreachable = true;
+      std::this_thread::sleep_for(interval);
+      continue;
+    }
     if (was_unreachable) std::cerr << "eddy " << call.command() << ": the hub at " << call.url() << " answers again\n";
     was_unreachable = false;
     const auto& body = reply->body;

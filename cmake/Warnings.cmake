@@ -15,10 +15,15 @@ if(EDDY_SANITIZE)
   target_link_options(eddy_warnings INTERFACE -fsanitize=${EDDY_SANITIZE})
 endif()
 
-# A library per folder, made of the folder's .cpp files (except main.cpp).
+# A library per folder, made of the folder's .cpp files (except main.cpp, and the files named
+# after EXCLUDE, which the folder builds into a library of its own: ota/CMakeLists.txt).
 function(eddy_folder_library name)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "EXCLUDE")
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   list(FILTER sources EXCLUDE REGEX "/main\\.cpp$")
+  foreach(excluded IN LISTS arg_EXCLUDE)
+    list(REMOVE_ITEM sources ${CMAKE_CURRENT_SOURCE_DIR}/${excluded})
+  endforeach()
   if(NOT sources)
     # Only while a folder is being started; every folder has sources on main.
     message(FATAL_ERROR "${CMAKE_CURRENT_SOURCE_DIR} has no sources")

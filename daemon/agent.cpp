@@ -2,120 +2,168 @@
 
 #include <future>
 
+#include "platform/fs.hpp"
 #include "platform/log.hpp"
 #include "platform/systemd.hpp"
-#include "storage/state_store.hpp"
 
 namespace eddy::daemon {
 
-ota::UpdaterOptions updater_options(const Config& config) {
-  ota::UpdaterOptions o;
-  o.device.id = config.device_id;
-  o.device.labels = config.labels;
-  o.source_url = config.source_url;
-  o.source_branch = config.source_branch;
-  o.allowed_signers = config.allowed_signers;
-  o.data_dir = config.data_dir;
-  if (config.hub_url) {
-    ota::HubOptions hub;
-    hub.url = *config.hub_url;
-    hub.token_file = config.hub_token_file;
-    hub.ca_file = config.hub_ca_file;
-    hub.outbox_limit = config.hub_outbox_limit;
-    o.hub = std::move(hub);
-  }
-  for (const auto& [name, app] : config.apps) {
-    ota::AppTarget t;
-    t.name = name;
-    t.dir = app.dir;
-    t.run = app.run;
-    t.restart = app.restart;
-    t.max_unpacked_bytes = app.max_unpacked_bytes;
-    t.keep_versions = app.keep_versions;
-    o.apps.emplace(name, std::move(t));
-  }
-  return o;
-}
-
-Agent::Agent(Config config, EventLoop& loop)
-    : config_(std::move(config)), loop_(loop), schedule_(config_.source_interval) {}
+Agent::Agent(Config config, WorkerSettings worker, EventLoop& loop)
+    : config_(std::move(config)), loop_(loop), worker_(std::move(worker), *this), schedule_(config_.source_interval) {}
 
 Agent::~Agent() { shutdown(); }
 
 Status Agent::start() {
-  auto updater = ota::Updater::create(updater_options(config_), supervisor_);
-  if (!updater) return std::unexpected(updater.error());
-  updater_ = std::move(*updater);
-  updater_->set_activity_listener([](const std::string& activity) { (void)systemd::notify_status(activity); });
-  worker_ = std::thread([this] { worker_main(); });
-  enqueue([this] {
-    if (auto st = updater_->recover(); !st) log::error("recovery: " + st.error().message);
-    updater_->start_apps();
-  });
-  enqueue([this] { poll(true); });
+  if (auto st = fs::create_directories(config_.data_dir, 0750); !st) return st;
+  auto store = storage::StateStore::open(config_.data_dir / "eddy.db");
+  if (!store) return std::unexpected(store.error());
+  {
+    std::lock_guard lock(store_mutex_);
+    store_ = std::move(*store);
+  }
+  job_thread_ = std::thread([this] { job_thread_main(); });
   {
     std::lock_guard lock(mutex_);
     scheduled_poll_queued_ = true;
   }
+  enqueue([this] { poll(true); });
   return {};
 }
 
-void Agent::shutdown() {
+void Agent::shutdown(std::chrono::milliseconds worker_grace) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && !worker_.joinable()) return;
+    if (stopping_ && !job_thread_.joinable()) return;
     stopping_ = true;
   }
   next_poll_.cancel();
-  if (updater_) updater_->request_stop();
   wake_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  worker_.stop();
+  {
+    std::unique_lock lock(mutex_);
+    if (!idle_.wait_for(lock, worker_grace, [&] { return !job_running_; })) {
+      lock.unlock();
+      log::warning("the update worker did not stop within " + std::to_string(worker_grace.count() / 1000) +
+                   " s; killing it (its state stays persisted for the next start)");
+      worker_.kill();
+    }
+  }
+  if (job_thread_.joinable()) job_thread_.join();
   supervisor_.stop_all(std::chrono::seconds(10));
 }
 
-void Agent::worker_main() {
+void Agent::job_thread_main() {
   for (;;) {
     std::function<void()> job;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
       if (stopping_) {
-        // Jobs still queued carry promises: answer them so no client waits forever.
+        // Jobs still queued carry promises: dropping them answers their clients.
         jobs_.clear();
         return;
       }
       job = std::move(jobs_.front());
       jobs_.pop_front();
+      job_running_ = true;
     }
     job();
+    {
+      std::lock_guard lock(mutex_);
+      job_running_ = false;
+    }
+    idle_.notify_all();
   }
 }
 
 void Agent::enqueue(std::function<void()> job) {
   {
     std::lock_guard lock(mutex_);
+    if (stopping_) return;  // dropped: a promise it holds is broken, which answers its client
     jobs_.push_back(std::move(job));
   }
   wake_.notify_one();
 }
 
-void Agent::poll(bool scheduled) {
+WorkerResult Agent::run_job(worker_protocol::Job job) {
+  job.start_apps = !apps_started_;
+  const std::string kind = job.kind;
+  {
+    std::lock_guard lock(mutex_);
+    live_.worker = {{"job", kind}, {"since", storage::unix_now()}};
+  }
+  WorkerResult result = worker_.run(std::move(job));
+  {
+    std::lock_guard lock(mutex_);
+    live_.worker = nullptr;
+    live_.update = nullptr;
+  }
+  if (result.failure && result.failure->code == Errc::conflict) {
+    log::notice(result.failure->message);  // not started: eddyd is stopping
+  } else if (result.failure) {
+    // Its update, if it was in one, stays persisted where it was cut short: the next worker
+    // starts by recovering it, as after a power cut.
+    const Error& e = *result.failure;
+    log::error(e.message);
+    std::lock_guard lock(store_mutex_);
+    if (store_) {
+      (void)store_->record_event("error", e.message + "; the next job recovers an interrupted update first");
+      if (kind == "poll") {
+        (void)store_->put("last_poll_at", std::to_string(storage::unix_now()));
+        (void)store_->put("last_poll_result", "failed: " + e.message);
+      }
+    }
+  }
+  return result;
+}
+
+nlohmann::json Agent::poll(bool scheduled) {
   if (scheduled) {
     std::lock_guard lock(mutex_);
     scheduled_poll_queued_ = false;
   }
-  auto result = updater_->run_cycle();
-  schedule_next(result);
+  worker_protocol::Job job;
+  job.kind = "poll";
+  auto result = run_job(std::move(job));
+  auto failed = [](const Error& e) {
+    worker_protocol::PollResult out;
+    out.reply = {{"outcome", "failed"}, {"commit", ""}, {"message", e.message}};
+    out.poll_failed = true;
+    return out;
+  };
+  worker_protocol::PollResult poll;
+  if (result.failure) {
+    poll = failed(*result.failure);
+  } else if (!result.job) {
+    bool stopping;
+    {
+      std::lock_guard lock(mutex_);
+      stopping = stopping_;
+    }
+    log::write(stopping ? log::Level::notice : log::Level::error, "poll: " + result.job.error().message);
+    poll = failed(result.job.error());
+  } else if (auto parsed = worker_protocol::poll_result_from_json(*result.job); !parsed) {
+    log::error("poll: " + parsed.error().message);
+    poll = failed(parsed.error());
+  } else {
+    poll = std::move(*parsed);
+  }
+  if (result.failure || !result.job) worker_activity("the last poll failed; retrying later");
+  schedule_next(poll.poll_failed, poll.next_step_at);
+  return poll.reply;
 }
 
-void Agent::schedule_next(const ota::CycleResult& result) {
-  auto delay = schedule_.next_delay(result.poll_failed);
-  if (result.next_step_at) {
+void Agent::schedule_next(bool poll_failed, std::optional<std::int64_t> next_step_at) {
+  auto delay = schedule_.next_delay(poll_failed);
+  if (next_step_at) {
     // A rollout step opens sooner than the next poll: look again right after it opens.
-    auto until_step = std::chrono::seconds(*result.next_step_at - storage::unix_now() + 1);
+    auto until_step = std::chrono::seconds(*next_step_at - storage::unix_now() + 1);
     if (until_step < delay) delay = std::max<std::chrono::milliseconds>(until_step, std::chrono::seconds(1));
   }
-  updater_->set_next_poll_at(storage::unix_now() + std::chrono::duration_cast<std::chrono::seconds>(delay).count());
+  {
+    std::lock_guard lock(mutex_);
+    live_.next_poll_at = storage::unix_now() + std::chrono::duration_cast<std::chrono::seconds>(delay).count();
+  }
   log::debug("next poll in " + std::to_string(delay.count()) + " ms");
   loop_.post([this, delay] {
     next_poll_.cancel();
@@ -130,39 +178,63 @@ void Agent::schedule_next(const ota::CycleResult& result) {
   });
 }
 
+void Agent::worker_activity(const std::string& text) {
+  {
+    std::lock_guard lock(mutex_);
+    live_.activity = text;
+  }
+  (void)systemd::notify_status(text);
+}
+
+void Agent::worker_update(const nlohmann::json& update) {
+  std::lock_guard lock(mutex_);
+  live_.update = update;
+}
+
 nlohmann::json Agent::status() {
-  if (!updater_) return nlohmann::json{{"state", "starting"}};
-  return updater_->status_json();
+  LiveStatus live;
+  {
+    std::lock_guard lock(mutex_);
+    live = live_;
+  }
+  if (live.worker.is_object()) {
+    auto pid = worker_.pid();
+    live.worker["pid"] = pid ? nlohmann::json(*pid) : nlohmann::json(nullptr);
+  }
+  std::lock_guard lock(store_mutex_);
+  if (!store_) return nlohmann::json{{"state", "starting"}};
+  return status_json(config_, *store_, supervisor_, live);
 }
 
 nlohmann::json Agent::history(int limit) {
-  if (!updater_) return nlohmann::json{{"entries", nlohmann::json::array()}};
-  return updater_->history_json(limit);
+  std::lock_guard lock(store_mutex_);
+  if (!store_) return nlohmann::json{{"entries", nlohmann::json::array()}};
+  return history_json(*store_, limit);
 }
 
 Expected<nlohmann::json> Agent::check() {
-  auto promise = std::make_shared<std::promise<ota::CycleResult>>();
+  auto promise = std::make_shared<std::promise<nlohmann::json>>();
   auto future = promise->get_future();
-  enqueue([this, promise] {
-    auto result = updater_->run_cycle();
-    schedule_next(result);
-    promise->set_value(result);
-  });
+  enqueue([this, promise] { promise->set_value(poll(false)); });
   if (future.wait_for(std::chrono::hours(6)) != std::future_status::ready)
-    return make_error(Errc::timeout, "the poll did not finish");
-  ota::CycleResult r;
+    return make_error(Errc::timeout, "the poll did not finish within 6 hours");
   try {
-    r = future.get();
+    return future.get();
   } catch (const std::future_error&) {
     return make_error(Errc::conflict, "eddyd is shutting down");
   }
-  return nlohmann::json{{"outcome", r.outcome}, {"commit", r.commit}, {"message", r.message}};
 }
 
 Expected<nlohmann::json> Agent::rollback(const std::string& target) {
   auto promise = std::make_shared<std::promise<Expected<nlohmann::json>>>();
   auto future = promise->get_future();
-  enqueue([this, promise, target] { promise->set_value(updater_->rollback(target)); });
+  enqueue([this, promise, target] {
+    worker_protocol::Job job;
+    job.kind = "rollback";
+    job.target = target;
+    auto result = run_job(std::move(job));
+    promise->set_value(result.failure ? Expected<nlohmann::json>(std::unexpected(*result.failure)) : result.job);
+  });
   try {
     return future.get();
   } catch (const std::future_error&) {

@@ -1,37 +1,41 @@
-// eddyd's wiring: the update engine on a worker thread of its own, polls scheduled on the
-// event loop (jittered interval, backoff after failures, earlier when a rollout step opens),
-// and the control socket's requests served from both.
+// eddyd's wiring: the resident half of the agent. It keeps the apps' `run` commands alive,
+// serves the control socket from the state store, schedules polls (jittered interval, backoff
+// after failures, earlier when a rollout step opens) and runs each job — a poll, `eddy check`,
+// `eddy rollback` — in a short-lived update worker process (daemon/update_worker.hpp), one
+// at a time, in the order asked for.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "daemon/config.hpp"
 #include "daemon/control_handler.hpp"
+#include "daemon/status.hpp"
+#include "daemon/update_worker.hpp"
 #include "ota/app_supervisor.hpp"
 #include "ota/poll_schedule.hpp"
-#include "ota/updater.hpp"
 #include "platform/event_loop.hpp"
+#include "storage/state_store.hpp"
 
 namespace eddy::daemon {
 
-ota::UpdaterOptions updater_options(const Config& config);
-
-class Agent final : public ControlHandler {
+class Agent final : public ControlHandler, private WorkerHost {
  public:
-  Agent(Config config, EventLoop& loop);
+  // `worker`: the worker executable and the configuration (file and text) every worker gets.
+  Agent(Config config, WorkerSettings worker, EventLoop& loop);
   ~Agent() override;
 
-  // Open the state store and repository; then, on the worker: recover an interrupted update,
-  // start the apps, and poll.
+  // Open the state store; then, in the first worker: recover an interrupted update, start the
+  // apps, and poll.
   Status start();
-  // Stop polling, interrupt an analysis (its state stays persisted for recovery), join the
-  // worker and stop the apps. Safe to call from any thread but the worker.
-  void shutdown();
+  // Stop polling, stop the running worker (an analysis is interrupted, its state stays
+  // persisted for recovery; a worker still busy after `worker_grace` is killed), then stop the
+  // apps. Call from any thread but the job thread.
+  void shutdown(std::chrono::milliseconds worker_grace = std::chrono::seconds(30));
 
   ota::AppSupervisor& supervisor() { return supervisor_; }
 
@@ -41,24 +45,38 @@ class Agent final : public ControlHandler {
   Expected<nlohmann::json> rollback(const std::string& target) override;
 
  private:
-  void worker_main();
+  void job_thread_main();
   void enqueue(std::function<void()> job);
-  void poll(bool scheduled);
-  void schedule_next(const ota::CycleResult& result);
+  // On the job thread: one job in one worker (starting the apps first while they are not).
+  WorkerResult run_job(worker_protocol::Job job);
+  nlohmann::json poll(bool scheduled);
+  void schedule_next(bool poll_failed, std::optional<std::int64_t> next_step_at);
+
+  void worker_activity(const std::string& text) override;
+  void worker_update(const nlohmann::json& update) override;
+  void worker_started_apps() override { apps_started_ = true; }
+  ota::AppControl& worker_apps() override { return supervisor_; }
 
   Config config_;
   EventLoop& loop_;
   ota::AppSupervisor supervisor_;
-  std::unique_ptr<ota::Updater> updater_;
+  UpdateWorker worker_;
   ota::PollSchedule schedule_;
+  bool apps_started_ = false;  // job thread only: a worker has started the apps
+
+  std::mutex store_mutex_;
+  std::optional<storage::StateStore> store_;
 
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable idle_;
   std::deque<std::function<void()>> jobs_;
+  bool job_running_ = false;
   bool stopping_ = false;
   bool scheduled_poll_queued_ = false;
+  LiveStatus live_;
   TimerHandle next_poll_;
-  std::thread worker_;
+  std::thread job_thread_;
 };
 
 }  // namespace eddy::daemon

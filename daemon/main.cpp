@@ -1,4 +1,5 @@
-// eddyd: the device agent. Parses arguments, loads the configuration and hands over to Agent.
+// eddyd: the device agent. Parses arguments, loads the configuration and hands over to Agent,
+// which runs each poll in the update worker eddyd-worker (daemon/worker/).
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -7,8 +8,10 @@
 #include "daemon/agent.hpp"
 #include "daemon/config.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/update_worker.hpp"
 #include "daemon/version.hpp"
 #include "platform/event_loop.hpp"
+#include "platform/fs.hpp"
 #include "platform/log.hpp"
 #include "platform/systemd.hpp"
 
@@ -34,7 +37,14 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto config = eddy::daemon::load_config(config_file);
+  // The text is kept: every update worker gets it, so that both read the same configuration
+  // even when the file is edited while eddyd runs.
+  auto config_text = eddy::fs::read_file(config_file, 4u << 20);
+  if (!config_text) {
+    eddy::log::error(config_text.error().with_context("read configuration").message);
+    return 2;
+  }
+  auto config = eddy::daemon::parse_config(*config_text, config_file);
   if (!config) {
     eddy::log::error(config.error().message);
     return 2;
@@ -44,6 +54,11 @@ int main(int argc, char** argv) {
     eddy::log::error(st.error().message);
     return 2;
   }
+  auto worker = eddy::daemon::find_worker_executable();
+  if (!worker) {
+    eddy::log::error(worker.error().message);
+    return 2;
+  }
   if (check_only) {
     std::cout << "configuration " << config_file << " is valid\n";
     return 0;
@@ -51,7 +66,7 @@ int main(int argc, char** argv) {
 
   ::signal(SIGPIPE, SIG_IGN);
   eddy::EventLoop loop;
-  eddy::daemon::Agent agent(*config, loop);
+  eddy::daemon::Agent agent(*config, eddy::daemon::WorkerSettings{*worker, config_file, *config_text}, loop);
   if (auto st = agent.start(); !st) {
     eddy::log::error("cannot start: " + st.error().message);
     return 1;

@@ -371,6 +371,14 @@ void HubApi::handle(const ServerRequest& request, Respond respond) {
   if (parts[2] == "rollouts") {
     if (parts.size() == 3) return respond(method == "GET" ? rollouts() : method_not_allowed("GET"));
     if (!valid_id(parts[3], "._-")) return respond(error_response(404, "no rollout `" + parts[3] + "`"));
+    if (director_.commit().empty()) {
+      // Not "no such rollout": the hub cannot know yet. A hub that just started says so, and
+      // clients that wait (eddy rollout status --wait) wait.
+      auto response = error_response(503, "the hub has not accepted a fleet commit yet: it fetches source.url every "
+                                           "source.interval (its log says why a commit was refused)");
+      response.headers["Retry-After"] = "1";
+      return respond(std::move(response));
+    }
     if (parts.size() == 4) return respond(method == "GET" ? rollout(parts[3]) : method_not_allowed("GET"));
     if (parts.size() == 5) {
       if (method != "POST") return respond(method_not_allowed("POST"));

@@ -17,16 +17,6 @@ namespace eddy::ota {
 
 namespace {
 
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    const char* name = ::strsignal(sig);
-    return "killed by signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : "");
-  }
-  return "ended with wait status " + std::to_string(status);
-}
-
 std::string seconds_text(std::chrono::milliseconds ms) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(ms.count()) / 1000.0);
@@ -123,7 +113,7 @@ void AppSupervisor::tick() {
       app.pid.reset();
       // Whatever the leader left behind in its group would clash with the restarted one.
       ::kill(-pid, SIGKILL);
-      const std::string why = w == pid ? describe_status(status) : "was reaped elsewhere (" + std::string(std::strerror(wait_errno)) + ")";
+      const std::string why = w == pid ? process::describe_wait_status(status) : "was reaped elsewhere (" + std::string(std::strerror(wait_errno)) + ")";
       if (!app.wanted) continue;
       const auto ran = std::chrono::duration_cast<std::chrono::milliseconds>(now - app.started);
       if (ran >= backoff_.reset_after || app.delay.count() == 0)

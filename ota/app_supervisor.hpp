@@ -14,12 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "ota/app_control.hpp"
 #include "ota/app_installer.hpp"
 #include "platform/error.hpp"
 
 namespace eddy::ota {
 
-class AppSupervisor {
+class AppSupervisor final : public AppControl {
  public:
   using Clock = std::chrono::steady_clock;
   struct Backoff {
@@ -32,7 +33,7 @@ class AppSupervisor {
   // `now` replaces the steady clock in tests.
   explicit AppSupervisor(Backoff backoff, std::function<Clock::time_point()> now = Clock::now);
   // Stops every supervised process (grace of 5 s) so that none outlives eddyd unsupervised.
-  ~AppSupervisor();
+  ~AppSupervisor() override;
   AppSupervisor(const AppSupervisor&) = delete;
   AppSupervisor& operator=(const AppSupervisor&) = delete;
 
@@ -43,9 +44,10 @@ class AppSupervisor {
   Status start(const std::string& name, const std::vector<std::string>& argv,
                const std::filesystem::path& cwd);
   // SIGTERM to the process group, SIGKILL after `grace`; no restarts until started again.
-  void stop(const std::string& name, std::chrono::milliseconds grace = std::chrono::seconds(5));
+  void stop(const std::string& name, std::chrono::milliseconds grace);
+  void stop(const std::string& name) override { stop(name, std::chrono::seconds(5)); }
   Status restart(const std::string& name, const std::vector<std::string>& argv,
-                 const std::filesystem::path& cwd);
+                 const std::filesystem::path& cwd) override;
 
   // From the event loop (every 200 ms or so): reaps exited children (waitpid on their own pids
   // only), logs why they ended, and restarts them when their backoff has passed.

@@ -2,7 +2,9 @@
 
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
 
 #include "platform/fs.hpp"
@@ -46,13 +48,47 @@ bool match_pattern(std::string_view s, std::string_view p) {
   return pi == p.size();
 }
 
+// Times are std::int64_t Unix seconds and the calendar is std::chrono's, not time_t's:
+// time_t has 32 bits on 32-bit Debian (armhf, bookworm), and a key may be valid past 2038.
 std::string format_utc(std::int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  if (gmtime_r(&tt, &tm) == nullptr) return std::to_string(t);
+  using namespace std::chrono;
+  sys_seconds at{seconds{t}};
+  auto day = floor<days>(at);
+  year_month_day ymd{day};
+  hh_mm_ss hms{at - day};
   char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d:%02d UTC", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()));
   return buf;
+}
+
+// timegm() without time_t: the seconds of a civil UTC time, normalised as timegm does
+// (31 February is 3 March).
+std::int64_t civil_utc_seconds(const std::tm& tm) {
+  using namespace std::chrono;
+  auto month_start = sys_days{year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} / 1};
+  auto day = month_start + days{tm.tm_mday - 1};
+  return duration_cast<seconds>(day.time_since_epoch()).count() + tm.tm_hour * 3600LL + tm.tm_min * 60LL + tm.tm_sec;
+}
+
+// mktime() of a standard-time civil time (tm_isdst 0), past what a 32-bit time_t holds too:
+// there the zone's standard offset of the same date in 2037 serves (the tz database
+// extends a zone's last rule unchanged into the future).
+std::optional<std::int64_t> civil_local_seconds(std::tm tm) {
+  std::tm probe = tm;
+  std::time_t local = std::mktime(&probe);
+  if (local != static_cast<std::time_t>(-1)) return static_cast<std::int64_t>(local);
+  if (sizeof(std::time_t) >= 8 || tm.tm_year + 1900 < 2038) return std::nullopt;
+  probe = tm;
+  probe.tm_year = 2037 - 1900;
+  local = std::mktime(&probe);
+  if (local == static_cast<std::time_t>(-1)) return std::nullopt;
+  probe = tm;
+  probe.tm_year = 2037 - 1900;
+  std::int64_t offset = civil_utc_seconds(probe) - static_cast<std::int64_t>(local);
+  return civil_utc_seconds(tm) - offset;
 }
 
 // ---- allowed_signers line parsing (sshsig.c parse_principals_key_and_options) ----
@@ -327,9 +363,9 @@ Expected<std::int64_t> parse_absolute_time(std::string_view text) {
       tm.tm_sec > 61)
     return bad();
   tm.tm_isdst = 0;  // OpenSSH zeroes the struct tm; mktime then reads it as standard time
-  std::time_t t = utc ? timegm(&tm) : std::mktime(&tm);
-  if (t < 0) return bad();
-  return static_cast<std::int64_t>(t);
+  std::optional<std::int64_t> t = utc ? civil_utc_seconds(tm) : civil_local_seconds(tm);
+  if (!t || *t < 0) return bad();
+  return *t;
 }
 
 Expected<AllowedSigners> AllowedSigners::parse(std::string_view text, std::string origin) {

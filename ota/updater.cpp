@@ -1,11 +1,13 @@
 #include "ota/updater.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <set>
 
 #include "ota/analysis.hpp"
+#include "ota/app_supervisor.hpp"
 #include "ota/hooks.hpp"
 #include "ota/hub_gate.hpp"
 #include "ota/payload.hpp"
@@ -84,7 +86,7 @@ struct Updater::Attempt {
   std::string outcome_message;                   // plain words for `eddy check`
 };
 
-Expected<std::unique_ptr<Updater>> Updater::create(UpdaterOptions options, AppSupervisor& supervisor) {
+Expected<std::unique_ptr<Updater>> Updater::create(UpdaterOptions options, AppControl& apps) {
   if (auto st = fs::create_directories(options.data_dir, 0750); !st) return std::unexpected(st.error());
   auto store = storage::StateStore::open(options.data_dir / "eddy.db");
   if (!store) return std::unexpected(store.error());
@@ -97,13 +99,13 @@ Expected<std::unique_ptr<Updater>> Updater::create(UpdaterOptions options, AppSu
     hub = std::move(*client);
     store->enable_outbox(options.hub->outbox_limit);
   }
-  std::unique_ptr<Updater> updater(new Updater(std::move(options), supervisor, std::move(*store), std::move(*source)));
+  std::unique_ptr<Updater> updater(new Updater(std::move(options), apps, std::move(*store), std::move(*source)));
   updater->hub_ = std::move(hub);
   return updater;
 }
 
-Updater::Updater(UpdaterOptions options, AppSupervisor& supervisor, storage::StateStore store, GitSource source)
-    : options_(std::move(options)), supervisor_(supervisor), store_(std::move(store)), source_(std::move(source)) {}
+Updater::Updater(UpdaterOptions options, AppControl& apps, storage::StateStore store, GitSource source)
+    : options_(std::move(options)), app_control_(apps), store_(std::move(store)), source_(std::move(source)) {}
 
 Updater::~Updater() = default;
 
@@ -112,9 +114,20 @@ void Updater::set_activity_listener(std::function<void(const std::string&)> list
   activity_listener_ = std::move(listener);
 }
 
-void Updater::set_next_poll_at(std::int64_t unix_time) {
+void Updater::set_update_listener(std::function<void(const nlohmann::json&)> listener) {
   std::lock_guard lock(status_mutex_);
-  next_poll_at_ = unix_time;
+  update_listener_ = std::move(listener);
+}
+
+void Updater::publish_update() {
+  std::function<void(const nlohmann::json&)> listener;
+  nlohmann::json update;
+  {
+    std::lock_guard lock(status_mutex_);
+    listener = update_listener_;
+    update = current_update_ ? *current_update_ : nlohmann::json(nullptr);
+  }
+  if (listener) listener(update);
 }
 
 void Updater::request_stop() { stop_ = true; }
@@ -190,6 +203,7 @@ Status Updater::move(Attempt& attempt, Event event, const std::string& message,
       (*current_update_)["since"] = storage::unix_now();
     }
   }
+  publish_update();
   fault::point("state:" + std::string(state_name(*next)));
   return {};
 }
@@ -271,8 +285,20 @@ CycleResult Updater::run_cycle() {
       [&](const Rollout& r) -> std::int64_t {
         std::string key = commit + ":" + r.file;
         if (auto it = rollout_start_cache_.find(key); it != rollout_start_cache_.end()) return it->second;
-        auto t = source_.last_change_time(commit, r.file);
-        std::int64_t start = t ? *t : now;
+        // Kept in the store as well ("<commit> <time>"): each poll runs in a fresh update worker,
+        // and the walk back through history to the rollout's last change grows with the history.
+        const std::string stored_key = "rollout_start:" + r.file;
+        auto stored = store_.get(stored_key);
+        std::int64_t start = 0;
+        const bool known = stored && *stored && (*stored)->starts_with(commit + " ") &&
+                           std::from_chars((*stored)->data() + commit.size() + 1,
+                                           (*stored)->data() + (*stored)->size(), start)
+                                   .ec == std::errc();
+        if (!known) {
+          auto t = source_.last_change_time(commit, r.file);
+          start = t ? *t : now;
+          if (t) (void)store_.put(stored_key, commit + " " + std::to_string(start));
+        }
         rollout_start_cache_[key] = start;
         return start;
       },
@@ -518,11 +544,15 @@ Updater::Finish Updater::install(Attempt& attempt) {
                                      {"state", state_name(attempt.state)}, {"since", storage::unix_now()}};
     progress_started_ = std::chrono::steady_clock::now();
   }
+  publish_update();
   struct ClearUpdate {
     Updater& u;
     ~ClearUpdate() {
-      std::lock_guard lock(u.status_mutex_);
-      u.current_update_.reset();
+      {
+        std::lock_guard lock(u.status_mutex_);
+        u.current_update_.reset();
+      }
+      u.publish_update();
     }
   } clear{*this};
 
@@ -549,7 +579,10 @@ Updater::Finish Updater::install(Attempt& attempt) {
     }
     VerifyingStream verified(std::move(raw), r.payload.sha256, r.payload.size, "payload of release " + r.name);
     FaultPointStream watched(verified, r.payload.size,
-                             [this, total = r.payload.size](std::uint64_t bytes) { set_progress(bytes, total); });
+                             [this, total = r.payload.size](std::uint64_t bytes) {
+                               set_progress(bytes, total);
+                               publish_update();
+                             });
     return installer.stage(r.version, watched);
   };
   if (auto st = stage(); !st) {
@@ -575,13 +608,13 @@ std::map<std::string, std::string> Updater::hook_env(const Attempt& attempt) con
 }
 
 Status Updater::restart_app(const AppTarget& app) {
-  if (!app.run.empty()) return supervisor_.restart(app.name, app.run, app.dir / "current");
+  if (!app.run.empty()) return app_control_.restart(app.name, app.run, app.dir / "current");
   if (!app.restart.empty()) return run_restart_command(app, std::chrono::seconds(120));
   return {};
 }
 
 void Updater::stop_app(const AppTarget& app) {
-  if (!app.run.empty()) supervisor_.stop(app.name);
+  if (!app.run.empty()) app_control_.stop(app.name);
 }
 
 Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
@@ -803,7 +836,7 @@ void Updater::start_apps() {
     AppInstaller installer(app->second);
     if (installer.current_version() != inst.current_version && installer.is_staged(inst.current_version))
       (void)installer.activate(inst.current_version);
-    if (auto st = supervisor_.start(app->first, app->second.run, app->second.dir / "current"); !st)
+    if (auto st = app_control_.restart(app->first, app->second.run, app->second.dir / "current"); !st)
       log::error("cannot start " + app->first + ": " + st.error().message);
   }
 }
@@ -867,89 +900,6 @@ Expected<nlohmann::json> Updater::roll_back_installed(const std::string& target,
   });
   if (f != Finish::rolled_back) return make_error(Errc::io, "rollback of " + target + " did not complete; see eddy history");
   return nlohmann::json{{"target", target}, {"from_version", i.current_version}, {"to_version", i.previous_version}};
-}
-
-// ---------------------------------------------------------------------------------------------
-// Status for `eddy status` and `eddy history`
-
-nlohmann::json Updater::status_json() {
-  nlohmann::json j;
-  j["device"] = {{"id", options_.device.id}, {"labels", options_.device.labels}};
-  auto get = [&](const char* key) -> std::string {
-    auto v = store_.get(key);
-    return v && *v ? **v : "";
-  };
-  auto as_int = [](const std::string& s) -> std::int64_t {
-    try {
-      return s.empty() ? 0 : std::stoll(s);
-    } catch (...) {
-      return 0;
-    }
-  };
-  {
-    std::lock_guard lock(status_mutex_);
-    j["activity"] = activity_;
-    j["update"] = current_update_ ? *current_update_ : nlohmann::json(nullptr);
-    j["state"] = current_update_ ? (*current_update_)["state"].get<std::string>() : "idle";
-    j["source"] = {{"url", options_.source_url},
-                   {"branch", options_.source_branch},
-                   {"accepted_commit", get("accepted_commit")},
-                   {"accepted_at", as_int(get("accepted_at"))},
-                   {"last_poll_at", as_int(get("last_poll_at"))},
-                   {"last_poll_result", get("last_poll_result")},
-                   {"next_poll_at", next_poll_at_}};
-  }
-  nlohmann::json targets = nlohmann::json::array();
-  for (const auto& [name, app] : options_.apps) {
-    nlohmann::json t = {{"name", name}, {"type", "app"}};
-    auto inst = store_.installed(name);
-    if (inst && *inst) {
-      t["current_version"] = (*inst)->current_version;
-      t["previous_version"] = (*inst)->previous_version;
-      t["release"] = (*inst)->current_release;
-      t["updated_at"] = (*inst)->updated_at;
-    } else {
-      t["current_version"] = nullptr;
-      t["previous_version"] = nullptr;
-      t["release"] = nullptr;
-    }
-    auto latest = store_.latest_update(name);
-    if (latest && *latest) {
-      t["state"] = (*latest)->state;
-      t["last_outcome"] = (*latest)->outcome;
-      t["last_message"] = (*latest)->message;
-      t["last_release"] = (*latest)->release;
-    }
-    if (!app.run.empty()) {
-      auto pid = supervisor_.pid(name);
-      t["running"] = pid.has_value();
-      t["restarts"] = supervisor_.restarts(name);
-    }
-    targets.push_back(std::move(t));
-  }
-  j["targets"] = std::move(targets);
-  j["hub"] = hub_status_json();
-  return j;
-}
-
-nlohmann::json Updater::history_json(int limit) {
-  auto entries = store_.history(limit);
-  nlohmann::json out = nlohmann::json::array();
-  if (!entries) return nlohmann::json{{"entries", out}, {"error", entries.error().message}};
-  for (const auto& h : *entries) {
-    nlohmann::json e = {{"at", static_cast<double>(h.at_us) / 1e6}, {"kind", h.kind}};
-    if (h.kind == "transition") {
-      e.update({{"update_id", h.update_id}, {"target", h.target}, {"release", h.release}, {"version", h.version},
-                {"from", h.from}, {"to", h.to}, {"message", h.message}});
-    } else if (h.kind == "event") {
-      e.update({{"level", h.level}, {"message", h.message}});
-    } else {
-      e.update({{"update_id", h.update_id}, {"target", h.target}, {"release", h.release}, {"probe", h.probe},
-                {"iteration", h.iteration}, {"ok", h.ok}, {"detail", h.detail}});
-    }
-    out.push_back(std::move(e));
-  }
-  return nlohmann::json{{"entries", out}};
 }
 
 }  // namespace eddy::ota

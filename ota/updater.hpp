@@ -1,8 +1,8 @@
 // The update engine of one device: poll the fleet repository, accept a signed commit, work out
 // which release each target should run, and walk each update through the state machine —
 // download, stage, activate, probe, commit or roll back — persisting every state before its
-// side effect. Runs on one worker thread; status_json() and history_json() may be called from
-// any thread.
+// side effect. eddyd runs it in its short-lived update worker (daemon/worker/), one job per
+// process; what the job is doing is reported through the listeners.
 #pragma once
 
 #include <atomic>
@@ -17,8 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ota/app_control.hpp"
 #include "ota/app_installer.hpp"
-#include "ota/app_supervisor.hpp"
 #include "ota/assignment.hpp"
 #include "ota/git_source.hpp"
 #include "ota/hub_client.hpp"
@@ -55,7 +55,8 @@ struct CycleResult {
 
 class Updater {
  public:
-  static Expected<std::unique_ptr<Updater>> create(UpdaterOptions options, AppSupervisor& supervisor);
+  // `apps` restarts and stops the apps' supervised `run` commands.
+  static Expected<std::unique_ptr<Updater>> create(UpdaterOptions options, AppControl& apps);
   ~Updater();
 
   // At start-up, before anything else: finish or roll back an attempt that a crash or power
@@ -68,18 +69,18 @@ class Updater {
   // Operator rollback of `target` (empty: the only app) to its previous committed version.
   Expected<nlohmann::json> rollback(const std::string& target);
 
-  nlohmann::json status_json();
-  nlohmann::json history_json(int limit);
   // Interrupts an analysis in progress (shutdown); the state stays persisted for recovery.
   void request_stop();
   bool stop_requested() const { return stop_.load(); }
 
   // Called with a short line whenever the activity changes (systemd STATUS=, logs).
   void set_activity_listener(std::function<void(const std::string&)> listener);
-  void set_next_poll_at(std::int64_t unix_time);
+  // Called whenever the update in progress changes (state, download progress), with the
+  // "update" object of `eddy status` (daemon/control_handler.hpp), and with null when it ends.
+  void set_update_listener(std::function<void(const nlohmann::json&)> listener);
 
  private:
-  Updater(UpdaterOptions options, AppSupervisor& supervisor, storage::StateStore store, GitSource source);
+  Updater(UpdaterOptions options, AppControl& apps, storage::StateStore store, GitSource source);
 
   struct Attempt;  // an update row being walked through the state machine
   enum class Finish { committed, rolled_back, failed, stopped };
@@ -108,16 +109,16 @@ class Updater {
   Expected<SyncResponse> sync_with_hub(const std::string& commit);
   int follow_rollback_orders(const Fleet& fleet, const SyncResponse& sync, std::vector<std::string>& messages);
   void flush_reports();
-  nlohmann::json hub_status_json();  // null without a hub
   Status restart_app(const AppTarget& app);
   void stop_app(const AppTarget& app);
   std::map<std::string, std::string> hook_env(const Attempt& attempt) const;
   void set_activity(const std::string& activity);
   void set_progress(std::uint64_t bytes, std::uint64_t total);
+  void publish_update();  // current_update_ to the update listener
   void record_event(const std::string& level, const std::string& message);
 
   UpdaterOptions options_;
-  AppSupervisor& supervisor_;
+  AppControl& app_control_;
   storage::StateStore store_;
   GitSource source_;
   std::optional<HubClient> hub_;
@@ -129,12 +130,12 @@ class Updater {
 
   std::atomic<bool> stop_{false};
 
-  // What status_json() shows; guarded by status_mutex_.
+  // What the listeners are told; guarded by status_mutex_.
   std::mutex status_mutex_;
   std::string activity_ = "starting";
   std::optional<nlohmann::json> current_update_;
-  std::int64_t next_poll_at_ = 0;
   std::function<void(const std::string&)> activity_listener_;
+  std::function<void(const nlohmann::json&)> update_listener_;
   std::chrono::steady_clock::time_point progress_started_;
 };
 

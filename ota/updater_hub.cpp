@@ -84,9 +84,4 @@ void Updater::flush_reports() {
   else if (result.sent > 0) log::debug("sent " + std::to_string(result.sent) + " reports to the hub");
 }
 
-nlohmann::json Updater::hub_status_json() {
-  if (!hub_) return nullptr;
-  return ota::hub_status_json(store_, hub_->options().url);
-}
-
 }  // namespace eddy::ota

@@ -32,6 +32,14 @@ std::string_view errc_name(Errc code) {
   return "unknown";
 }
 
+std::optional<Errc> errc_from_name(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(Errc::internal); ++i) {
+    auto code = static_cast<Errc>(i);
+    if (errc_name(code) == name) return code;
+  }
+  return std::nullopt;
+}
+
 Error errno_error(int err, std::string_view what, std::string_view path) {
   Errc code = Errc::io;
   if (err == ENOSPC || err == EDQUOT) code = Errc::no_space;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,10 +32,12 @@ enum class Errc {
   conflict,           // the request is valid but the state does not allow it now
   unsupported,
   unauthorized,       // a server refused our credentials (the hub's 401/403)
-  internal,           // a bug: an invariant did not hold
+  internal,           // a bug: an invariant did not hold (stays last: errc_from_name counts up to it)
 };
 
 std::string_view errc_name(Errc code);
+// The code named `name` (errc_name's inverse), for errors that travel between processes.
+std::optional<Errc> errc_from_name(std::string_view name);
 
 struct [[nodiscard]] Error {
   Errc code;

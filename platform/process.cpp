@@ -82,7 +82,7 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 // fork + exec with the start error reported back; returns the pid.
 Expected<pid_t> start(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
                       const std::map<std::string, std::string>& extra_env, int stdin_fd,
-                      int out_fd) {
+                      int out_fd, int pass_fd = -1) {
   if (argv.empty() || argv[0].empty()) return make_error(Errc::invalid_argument, "empty command");
   auto env = build_environment(extra_env);
   int err_pipe[2];
@@ -105,9 +105,17 @@ Expected<pid_t> start(const std::vector<std::string>& argv, const std::filesyste
       dup2(out_fd, STDOUT_FILENO);
       dup2(out_fd, STDERR_FILENO);
     }
+    int keep = -1;
+    if (pass_fd >= 0) {
+      // Becomes descriptor 3 (the error pipe moves out of the way first), open across exec.
+      if (err_pipe[1] == 3) err_pipe[1] = fcntl(3, F_DUPFD_CLOEXEC, 4);
+      if (pass_fd != 3) dup2(pass_fd, 3);
+      fcntl(3, F_SETFD, 0);
+      keep = 3;
+    }
     // Close everything else the parent had open (sockets, the database, pipes).
     for (int fd = 3; fd < 1024; ++fd)
-      if (fd != err_pipe[1]) close(fd);
+      if (fd != err_pipe[1] && fd != keep) close(fd);
     exec_child(argv, std::move(env), cwd, err_pipe[1]);
   }
   close(err_pipe[1]);
@@ -140,6 +148,16 @@ std::string tail(const std::string& s, std::size_t n) {
 }
 
 }  // namespace
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char* name = ::strsignal(sig);
+    return "killed by signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : "");
+  }
+  return "ended with wait status " + std::to_string(status);
+}
 
 std::string describe(const std::vector<std::string>& argv) {
   std::string out;
@@ -250,8 +268,8 @@ Expected<Result> run_checked(const std::vector<std::string>& argv, const Options
 }
 
 Expected<pid_t> spawn(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
-                      const std::map<std::string, std::string>& env, int output_fd) {
-  return start(argv, cwd, env, -1, output_fd);
+                      const std::map<std::string, std::string>& env, int output_fd, int pass_fd) {
+  return start(argv, cwd, env, -1, output_fd, pass_fd);
 }
 
 void terminate(pid_t pid, std::chrono::milliseconds grace) {

@@ -39,12 +39,16 @@ Expected<Result> run(const std::vector<std::string>& argv, const Options& option
 Expected<Result> run_checked(const std::vector<std::string>& argv, const Options& options = {});
 
 // Start a long-running child in its own process group; stdout/stderr go to the given file
-// descriptor (or are inherited when -1).
+// descriptor (or are inherited when -1). `pass_fd` (when not -1) is handed to the child as its
+// descriptor 3, say one end of a socketpair the parent talks to it over.
 Expected<pid_t> spawn(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
-                      const std::map<std::string, std::string>& env, int output_fd = -1);
+                      const std::map<std::string, std::string>& env, int output_fd = -1, int pass_fd = -1);
 
 // Send SIGTERM to the child's process group, wait up to `grace`, then SIGKILL; reaps it.
 void terminate(pid_t pid, std::chrono::milliseconds grace);
+
+// A wait status in words: "exited with status 1", "killed by signal 9 (Killed)".
+std::string describe_wait_status(int status);
 
 // Quote a command line for messages and logs.
 std::string describe(const std::vector<std::string>& argv);

@@ -82,11 +82,11 @@ spec:
     sha256: $(sha256sum "$work/fleet/$file" | cut -d' ' -f1)
     size: $(stat -c %s "$work/fleet/$file")
   analysis:
-    interval: 1s          # the first check comes one interval after the start
+    interval: 2s          # the first check comes one interval after the start
     iterations: 3
     threshold: 1          # a slow first start may fail once; a broken version fails every time
     probes:
-      - {name: health, exec: {command: [bin/healthcheck], timeout: 3s}}
+      - {name: health, exec: {command: [bin/healthcheck], timeout: 5s}}
 REL
   cat > "$work/fleet/rollouts/sensor-app.yaml" <<ROL
 apiVersion: eddy/v1
@@ -163,22 +163,24 @@ done < "$work/hub/device-tokens"
 step "devices: $work/devices/pi-NN (config, log, data); each app on its own port"
 
 version_of() { "$eddy" --socket "$work/devices/$1/eddyd.sock" status --json 2>/dev/null |
-  python3 -c 'import json,sys; t=[t for t in json.load(sys.stdin)["targets"] if t["target"]=="sensor-app"]; print(t[0].get("current_version") or "-" if t else "-")' 2>/dev/null || echo "?"; }
+  python3 -c 'import json,sys; t=[t for t in json.load(sys.stdin)["targets"] if t["name"]=="sensor-app"]; print(t[0].get("current_version") or "-" if t else "-")' 2>/dev/null || echo "?"; }
 tally() {  # "1.0.0: 12  -: 8"
   for d in "$work"/devices/*; do version_of "$(basename "$d")"; done | sort | uniq -c | awk '{printf "%s: %s  ", $2, $1}'
 }
-watch_rollout() {  # until the rollout is complete (0) or halted (4); prints each change
+watch_rollout() {  # RELEASE: until its rollout is complete (0) or halted (4); prints each change
   local last="" line rc
   for _ in $(seq 1 600); do
     rc=0
     line=$("$eddy" rollout status sensor-app --json 2>/dev/null | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
+if r.get("release") != sys.argv[1]:
+    print("waiting for the hub to see %s" % sys.argv[1]); sys.exit(1)
 d = r["devices"]
 print("%-11s step %d/%d (%g%%)  admitted %d/%d  ok %d  failed %d  in progress %d  no data %d" % (
     r["state"], r["step"] + 1, len(r["steps"]), r["percent"], r["admitted"], r["selected"],
     d["succeeded"], d["failed"], d["in_progress"], d["no_data"]))
-sys.exit({"complete": 0, "halted": 4, "rolled-back": 4}.get(r["state"], 1))') || rc=$?
+sys.exit({"complete": 0, "halted": 4, "rolled-back": 4}.get(r["state"], 1))' "$1") || rc=$?
     if [ "$line" != "$last" ]; then step "$line"; last=$line; fi
     [ "$rc" = 0 ] || [ "$rc" = 4 ] && return "$rc"
     sleep 0.5
@@ -189,14 +191,14 @@ sys.exit({"complete": 0, "halted": 4, "rolled-back": 4}.get(r["state"], 1))') ||
 say "v1: sensor-app 1.0.0, rolled out in steps of 10%, 50%, 100%"
 make_bundle 1.0.0 yes
 publish 1.0.0 "sensor-app 1.0.0 to the demo fleet"
-watch_rollout || fail "1.0.0 did not complete"
+watch_rollout sensor-app-1.0.0 || fail "1.0.0 did not complete"
 step "devices per version: $(tally)"
 "$eddy" rollout status sensor-app | sed 's/^/   | /'
 
 say "v2: sensor-app 2.0.0, whose health check fails on every device"
 make_bundle 2.0.0 no
 publish 2.0.0 "sensor-app 2.0.0 (broken /healthz)"
-rc=0; watch_rollout || rc=$?
+rc=0; watch_rollout sensor-app-2.0.0 || rc=$?
 [ "$rc" = 4 ] || fail "2.0.0 was not halted"
 # The devices of the first step roll back on their own (their analysis fails) and on the hub's
 # order; wait until every device runs 1.0.0 again.
@@ -204,12 +206,20 @@ for _ in $(seq 1 300); do [ "$(tally)" = "1.0.0: $devices  " ] && break; sleep 0
 "$eddy" rollout status sensor-app | sed 's/^/   | /' || true
 step "devices per version: $(tally)"
 [ "$(tally)" = "1.0.0: $devices  " ] || fail "not every device is back on 1.0.0"
-tried=()
+# The blast radius, from each device's own journal: which devices ever downloaded 2.0.0, and
+# which ever ran it (reached `activating`).
+ran=(); downloaded=()
 for d in "$work"/devices/*; do
-  if "$eddy" --socket "$d/eddyd.sock" history --json -n 10000 | grep -q '"sensor-app-2.0.0"'; then tried+=("$(basename "$d")"); fi
+  what=$("$eddy" --socket "$d/eddyd.sock" history --json -n 10000 | python3 -c '
+import json, sys
+entries = json.load(sys.stdin)["entries"]
+tos = {e.get("to") for e in entries if e.get("kind") == "transition" and e.get("release") == "sensor-app-2.0.0"}
+print("ran" if "activating" in tos else "downloaded" if "downloading" in tos else "never")')
+  case $what in ran) ran+=("$(basename "$d")") ;; downloaded) downloaded+=("$(basename "$d")") ;; esac
 done
-step "devices that ever tried 2.0.0: ${#tried[@]} of $devices (${tried[*]}); every other device never downloaded it"
-[ "${#tried[@]}" -lt "$devices" ] || fail "2.0.0 reached every device"
+step "blast radius: ${#ran[@]} of $devices devices ever ran 2.0.0 (${ran[*]:-none}), ${#downloaded[@]} more downloaded it without running it; the hub admitted $(
+  "$eddy" rollout status sensor-app --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["admitted"])'), every other device never fetched it"
+[ "$(( ${#ran[@]} + ${#downloaded[@]} ))" -lt "$devices" ] || fail "2.0.0 reached every device"
 
 say "Done"
 echo "   The same rollout runs in the test suite (tests/e2e/hub_test.cpp). Files were in $work (removed now)."

@@ -35,6 +35,8 @@ do_install:append() {
     install -d -m 0755 ${D}${localstatedir}/lib/eddy
 }
 
+# `cmake --install` puts eddyd's update worker in ${libexecdir}/eddy/eddyd-worker (in FILES:${PN}
+# by default); eddyd finds it there, relative to ${sbindir}.
 SYSTEMD_SERVICE:${PN} = "eddyd.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 

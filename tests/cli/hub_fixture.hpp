@@ -41,14 +41,7 @@ class HubCliFixture : public ::testing::Test {
   // rollout `app` of `release`.
   void start_hub(const std::string& release, const std::string& extra = {}, int port = 0) {
     for (const auto& id : devices_) hub_->device_token(id);
-    hub_->write_config("100ms", "200ms", extra);
-    if (port != 0) {
-      auto config = read_file(hub_->config_path());
-      const std::string any_port = "listen: 127.0.0.1:0\n";
-      ASSERT_NE(config.find(any_port), std::string::npos) << config;
-      write_file(hub_->config_path(), config.replace(config.find(any_port), any_port.size(),
-                                                     "listen: 127.0.0.1:" + std::to_string(port) + "\n"));
-    }
+    hub_->write_config("100ms", "200ms", extra, "127.0.0.1:" + std::to_string(port));
     if (!ca_file_.empty()) hub_->set_ca_file(ca_file_);
     hub_->start();
     wait_for_release(release);

@@ -429,12 +429,12 @@ TEST(SlotWriter, PeakMemoryStaysWellUnder32MiB) {
   ASSERT_EQ(child.exit_code, 0) << child.output;
   auto at = child.output.find("VmHWM ");
   ASSERT_NE(at, std::string::npos) << child.output;
-  std::uint64_t before = 0, peak = 0;
+  unsigned long before = 0, peak = 0;  // %lu on 32-bit targets too
   ASSERT_EQ(std::sscanf(child.output.c_str() + at, "VmHWM %lu %lu", &before, &peak), 2) << child.output;
   std::printf(
       "[ MEMORY   ] %lu MiB image (zstd -3) into a file slot: peak RSS of the process %lu KiB "
       "(%lu KiB before the write), %.2f s with start-up\n",
-      static_cast<unsigned long>(mib), static_cast<unsigned long>(peak), static_cast<unsigned long>(before), took);
+      static_cast<unsigned long>(mib), peak, before, took);
   EXPECT_LT(peak, 32u * 1024u);
 }
 

@@ -140,6 +140,16 @@ void Device::start(const std::map<std::string, std::string>& env, bool wait_read
   if (log_fd < 0) throw std::runtime_error("cannot open eddyd.log");
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  if (!emulator().empty() && !env.contains("EDDY_WORKER")) {
+    // eddyd starts its update worker itself, and without a binfmt handler the kernel cannot
+    // exec an ARM program: a wrapper puts the emulator in front (descriptor 3 passes through).
+    std::string wrapper = "#!/bin/sh\nexec";
+    for (const auto& word : emulator()) wrapper += " '" + word + "'";
+    wrapper += " '" + eddyd_worker_path().string() + "' \"$@\"\n";
+    write_file(dir_ / "eddyd-worker", wrapper);
+    stdfs::permissions(dir_ / "eddyd-worker", stdfs::perms::owner_all);
+    env_strings.push_back("EDDY_WORKER=" + (dir_ / "eddyd-worker").string());
+  }
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
@@ -190,8 +200,13 @@ void Device::start(const std::map<std::string, std::string>& env, bool wait_read
 }
 
 void Device::kill_session() {
-  if (session_ <= 0) return;
   // Every process left in eddyd's session (its supervised apps): what a power cut would stop.
+  for (pid_t pid : session_processes()) ::kill(pid, SIGKILL);
+}
+
+std::vector<pid_t> Device::session_processes() const {
+  std::vector<pid_t> pids;
+  if (session_ <= 0) return pids;
   for (const auto& entry : stdfs::directory_iterator("/proc")) {
     const auto name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
@@ -207,8 +222,10 @@ void Device::kill_session() {
     std::string state;
     long ppid = 0, pgrp = 0, sid = 0;
     fields >> state >> ppid >> pgrp >> sid;
-    if (sid == session_) ::kill(static_cast<pid_t>(std::stol(name)), SIGKILL);
+    // Zombies are dead already; they wait only for their parent to reap them.
+    if (sid == session_ && state != "Z") pids.push_back(static_cast<pid_t>(std::stol(name)));
   }
+  return pids;
 }
 
 std::optional<int> Device::wait_exit(std::chrono::milliseconds timeout) {

@@ -71,7 +71,8 @@ class Device {
   stdfs::path socket() const { return dir_ / "eddyd.sock"; }
 
   // Start eddyd; env entries are added (EDDY_FAULT_KILL_AT=...). Waits until the control
-  // socket answers unless wait_ready is false.
+  // socket answers unless wait_ready is false. Under qemu-user (cross builds) eddyd gets
+  // EDDY_WORKER naming a wrapper that starts its update worker through the emulator.
   void start(const std::map<std::string, std::string>& env = {}, bool wait_ready = true);
   // Wait for eddyd to exit by itself; returns the raw wait status, or nullopt on timeout.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout = std::chrono::seconds(60));
@@ -79,6 +80,8 @@ class Device {
   void kill9();          // SIGKILL eddyd, then everything in its session (a power cut)
   // SIGKILL whatever is left in eddyd's session (apps it supervised) after it died.
   void kill_session();
+  // The live processes of eddyd's session: eddyd, its update worker, the apps it supervises.
+  std::vector<pid_t> session_processes() const;
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   std::string log() const;

@@ -166,6 +166,7 @@ std::string SignedRepo::allowed_signers_line(const std::string& principal) const
 
 stdfs::path eddyd_path() { return EDDY_TEST_EDDYD; }
 stdfs::path eddy_path() { return EDDY_TEST_EDDY; }
+stdfs::path eddyd_worker_path() { return EDDY_TEST_EDDYD_WORKER; }
 stdfs::path source_dir() { return EDDY_TEST_SOURCE_DIR; }
 
 #ifndef EDDY_TEST_EMULATOR

@@ -93,6 +93,7 @@ class SignedRepo {
 // Paths of the built executables (set by CMake).
 stdfs::path eddyd_path();
 stdfs::path eddy_path();
+stdfs::path eddyd_worker_path();  // eddyd's update worker, beside eddyd
 stdfs::path source_dir();
 
 // Cross builds tested under qemu-user set EDDY_TEST_EMULATOR (CMAKE_CROSSCOMPILING_EMULATOR,
