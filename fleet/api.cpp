@@ -459,7 +459,8 @@ void HubApi::commit_group() {
   group->writes = std::move(group_);
   group_.clear();
   group->applied.reserve(group->writes.size());
-  auto refuse = [group](const Error& why) {
+  auto refuse = [this, group](const Error& why) {
+    director_.forget_known_devices();  // its syncs may not be stored after all
     log::error("API: cannot store the writes of " + std::to_string(group->writes.size()) + " device requests: " +
                why.message);
     for (auto& write : group->writes)

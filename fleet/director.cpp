@@ -140,15 +140,20 @@ Status Director::set_fleet(std::string commit, std::int64_t commit_time, ota::Fl
 }
 
 Expected<Director::Tally> Director::tally(const ota::Rollout& spec, const RolloutRecord& record,
-                                          const std::vector<DeviceRecord>& devices, bool admit) {
+                                          const KnownDevices& devices, bool admit) {
   Tally t;
   const std::int64_t at = now();
   const auto release = fleet_->releases.find(spec.release);
-  for (const auto& d : devices) {
-    auto identity = identity_of(d);
-    if (!ota::selects(spec, identity)) continue;
-    if (release != fleet_->releases.end() && !ota::compatible_with(release->second, identity)) continue;
-    t.selected.push_back(d.id);
+  // The selector and the release's compatible labels, judged once per distinct label set.
+  std::unordered_map<const Labels*, bool> chosen;
+  for (const auto& [id, labels] : devices) {
+    auto [it, fresh] = chosen.try_emplace(labels.get(), false);
+    if (fresh) {
+      const ota::DeviceIdentity identity{id, *labels};
+      it->second = ota::selects(spec, identity) &&
+                   (release == fleet_->releases.end() || ota::compatible_with(release->second, identity));
+    }
+    if (it->second) t.selected.push_back(id);
   }
   auto admissions = store_.admissions(record.name, record.generation);
   if (!admissions) return std::unexpected(admissions.error());
@@ -200,15 +205,39 @@ Expected<Director::Tally> Director::tally(const ota::Rollout& spec, const Rollou
   return t;
 }
 
+Expected<const Director::KnownDevices*> Director::known_devices() {
+  if (!known_) {
+    auto devices = store_.devices();
+    if (!devices) return std::unexpected(devices.error());
+    KnownDevices known;
+    known.reserve(devices->size());
+    for (const auto& d : *devices) known.emplace(d.id, shared_labels(d.labels));
+    known_ = std::move(known);
+  }
+  return &*known_;
+}
+
+std::shared_ptr<const Labels> Director::shared_labels(const Labels& labels) {
+  auto it = label_sets_.find(labels);
+  if (it == label_sets_.end()) it = label_sets_.emplace(labels, std::make_shared<const Labels>(labels)).first;
+  return it->second;
+}
+
+void Director::forget_known_devices() {
+  known_.reset();
+  label_sets_.clear();
+}
+
 Status Director::tick() {
   if (!fleet_) return {};
   const auto began = std::chrono::steady_clock::now();
   ++tick_count_;
+  std::erase_if(label_sets_, [](const auto& entry) { return entry.second.use_count() == 1; });
   auto st = [&]() -> Status {
-    auto devices = store_.devices();
+    auto devices = known_devices();
     if (!devices) return std::unexpected(devices.error());
     for (const auto& spec : fleet_->rollouts) {
-      if (auto s = tick_one(spec, *devices); !s) {
+      if (auto s = tick_one(spec, **devices); !s) {
         log::error("rollout " + spec.name + ": " + s.error().message);
         return s;
       }
@@ -219,7 +248,7 @@ Status Director::tick() {
   return st;
 }
 
-Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices) {
+Status Director::tick_one(const ota::Rollout& spec, const KnownDevices& devices) {
   return store_.transaction([&]() -> Status {
     auto stored = store_.rollout(spec.name);
     if (!stored) return std::unexpected(stored.error());
@@ -335,9 +364,7 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
   std::vector<Gate> gates;
   auto st = store_.transaction([&]() -> Status {
     const std::int64_t at = now();
-    auto known = store_.device(device.id);
-    if (!known) return std::unexpected(known.error());
-    device.first_seen = *known ? (*known)->first_seen : at;
+    device.first_seen = at;  // save_device keeps the first one of a device it knows
     device.last_seen = at;
     if (auto s = store_.save_device(device); !s) return s;
     if (!fleet_) return {};
@@ -408,6 +435,7 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
     return {};
   });
   if (!st) return std::unexpected(st.error());
+  if (known_) (*known_)[device.id] = shared_labels(device.labels);
   return gates;
 }
 
@@ -465,7 +493,7 @@ Expected<ReportsOutcome> Director::record_reports(std::string_view device, const
   return out;
 }
 
-Expected<RolloutStatus> Director::make_status(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices) {
+Expected<RolloutStatus> Director::make_status(const ota::Rollout& spec, const KnownDevices& devices) {
   auto stored = store_.rollout(spec.name);
   if (!stored) return std::unexpected(stored.error());
   if (!*stored) return make_error(Errc::not_found, "rollout `" + spec.name + "` has no state yet");
@@ -488,18 +516,18 @@ Expected<RolloutStatus> Director::status(std::string_view rollout) {
   if (!spec)
     return make_error(Errc::not_found, "no rollout `" + std::string(rollout) + "` in the hub's fleet commit" +
                                            (commit_.empty() ? " (no commit accepted yet)" : " " + commit_.substr(0, 7)));
-  auto devices = store_.devices();
+  auto devices = known_devices();
   if (!devices) return std::unexpected(devices.error());
-  return make_status(*spec, *devices);
+  return make_status(*spec, **devices);
 }
 
 Expected<std::vector<RolloutStatus>> Director::statuses() {
   std::vector<RolloutStatus> out;
   if (!fleet_) return out;
-  auto devices = store_.devices();
+  auto devices = known_devices();
   if (!devices) return std::unexpected(devices.error());
   for (const auto& spec : fleet_->rollouts) {
-    auto s = make_status(spec, *devices);
+    auto s = make_status(spec, **devices);
     if (!s) return std::unexpected(s.error());
     out.push_back(std::move(*s));
   }
@@ -576,11 +604,11 @@ Expected<RolloutStatus> Director::command(std::string_view rollout, Command comm
     return {};
   });
   if (!st) return std::unexpected(st.error());
-  auto devices = store_.devices();
+  auto devices = known_devices();
   if (!devices) return std::unexpected(devices.error());
   // Let the command take effect at once (admissions of a promoted step, a resumed verdict).
-  if (auto t = tick_one(*spec, *devices); !t) return std::unexpected(t.error());
-  return make_status(*spec, *devices);
+  if (auto t = tick_one(*spec, **devices); !t) return std::unexpected(t.error());
+  return make_status(*spec, **devices);
 }
 
 }  // namespace eddy::fleet

@@ -31,9 +31,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +48,8 @@ namespace eddy::fleet {
 
 // Unix seconds.
 using Clock = std::function<std::int64_t()>;
+
+using Labels = std::map<std::string, std::string>;
 
 // What a webhook posts (fleet/API.md, "Webhooks").
 struct WebhookEvent {
@@ -129,21 +133,28 @@ class Director {
   // The hub's own events (a refused fleet commit, ...): stored with rollout "".
   Status record_hub_event(std::string_view kind, std::string_view message);
 
+  // Read the known devices' labels from the store again at the next look: after a transaction
+  // that held syncs did not commit after all (the group commit of fleet/api.hpp).
+  void forget_known_devices();
+
   Store& store() { return store_; }
   std::int64_t now() const { return clock_(); }
 
  private:
   struct Tally;
-  Expected<Tally> tally(const ota::Rollout& spec, const RolloutRecord& record, const std::vector<DeviceRecord>& devices,
-                        bool admit);
-  Status tick_one(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices);
+  // Every known device's labels (a label set is shared by the devices that have it).
+  using KnownDevices = std::unordered_map<std::string, std::shared_ptr<const Labels>>;
+  Expected<const KnownDevices*> known_devices();
+  std::shared_ptr<const Labels> shared_labels(const Labels& labels);
+  Expected<Tally> tally(const ota::Rollout& spec, const RolloutRecord& record, const KnownDevices& devices, bool admit);
+  Status tick_one(const ota::Rollout& spec, const KnownDevices& devices);
   Status start_generation(RolloutRecord& record, const ota::Rollout& spec, std::string_view why);
   Status add_event(const RolloutRecord& record, std::string_view kind, std::string_view message,
                    std::optional<double> value = {}, std::optional<double> threshold = {});
   void notify(std::string_view kind, const RolloutRecord& record, const ota::Rollout& spec, std::string_view message,
               double value, double threshold);
   const ota::Rollout* find_rollout(std::string_view name) const;
-  Expected<RolloutStatus> make_status(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices);
+  Expected<RolloutStatus> make_status(const ota::Rollout& spec, const KnownDevices& devices);
 
   Store& store_;
   Clock clock_;
@@ -155,6 +166,10 @@ class Director {
   std::map<std::string, std::pair<int, int>, std::less<>> counts_;
   std::uint64_t tick_count_ = 0;
   double last_tick_seconds_ = 0;
+  // What each look needs of the devices, kept instead of read (and parsed) from the store at
+  // every tick: loaded at the first look, then updated by sync(), the only writer of devices.
+  std::optional<KnownDevices> known_;
+  std::map<Labels, std::shared_ptr<const Labels>> label_sets_;
 };
 
 // "10", "2.5": a percent as people read it.

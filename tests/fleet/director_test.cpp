@@ -567,3 +567,37 @@ TEST_F(DirectorTest, StateSurvivesANewDirectorOnTheSameStore) {
 
 }  // namespace
 }  // namespace eddy::fleet
+
+namespace eddy::fleet {
+namespace {
+
+// The director keeps the devices' labels instead of reading every device at each look: a
+// device that changes its labels is judged by the new ones at once, a new director (a restarted
+// hub) reads them back from the store, and so does one told to forget them (a group commit that
+// did not commit).
+TEST_F(DirectorTest, DevicesAreJudgedByTheirLatestLabelsAcrossRestartsAndForgetting) {
+  set_fleet("app-1.0", {.steps = {100}, .selector = {{"site", "berlin"}}});
+  add_devices(4);
+  sync("dev-4", {{"site", "paris"}});
+  EXPECT_EQ(tick().selected, 4);
+  sync("dev-4", {{"site", "berlin"}, {"hw", "pi4"}});
+  sync("dev-0", {{"site", "paris"}});
+  auto s = tick();
+  EXPECT_EQ(s.selected, 4);
+  EXPECT_EQ(s.devices.waiting, 0);
+  EXPECT_EQ(s.admitted, 5);  // dev-0 stays admitted (admission is sticky) but is no longer selected
+
+  director_->forget_known_devices();
+  EXPECT_EQ(tick().selected, 4);
+  Director restarted(*store_, [this] { return now_; });
+  ota::Fleet fleet;
+  fleet.releases.emplace("app-1.0", make_release("app-1.0"));
+  fleet.rollouts.push_back(make_rollout("app-1.0", {.steps = {100}, .selector = {{"site", "berlin"}}}));
+  ASSERT_TRUE(restarted.set_fleet("c1", kStart, std::move(fleet)));
+  auto again = restarted.status("app");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->selected, 4);
+}
+
+}  // namespace
+}  // namespace eddy::fleet
