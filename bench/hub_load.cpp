@@ -326,11 +326,14 @@ LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std
   return total;
 }
 
-// Every device once: POST /v1/devices/{id}/sync. Connection c syncs devices c, c + C, ...
+// Every device once: POST /v1/devices/{id}/sync, running `version` of app (committed).
+// Connection c syncs devices c, c + C, ...
 class SyncOnce final : public Workload {
  public:
-  SyncOnce(const http::Url& url, int devices, std::size_t connections, std::string commit)
-      : url_(url), devices_(devices), connections_(connections), next_(connections), commit_(std::move(commit)) {
+  SyncOnce(const http::Url& url, int devices, std::size_t connections, std::string commit,
+           std::string version = "1.0")
+      : url_(url), devices_(devices), connections_(connections), next_(connections), commit_(std::move(commit)),
+        version_(std::move(version)) {
     for (std::size_t c = 0; c < connections; ++c) next_[c] = static_cast<int>(c);
   }
   std::string next(std::size_t c) override {
@@ -338,7 +341,7 @@ class SyncOnce final : public Workload {
     if (d >= devices_) return {};
     next_[c] += static_cast<int>(connections_);
     return render_request("POST", url_, "/v1/devices/" + device_id(d) + "/sync", device_token(d),
-                          sync_body(commit_, "app-1.0", "1.0", "committed"));
+                          sync_body(commit_, "app-" + version_, version_, "committed"));
   }
   bool done(std::size_t, const Reply& reply) override {
     return reply.status == 200 && reply.body.find("\"rollouts\"") != std::string::npos;
@@ -349,7 +352,7 @@ class SyncOnce final : public Workload {
   int devices_;
   std::size_t connections_;
   std::vector<int> next_;
-  std::string commit_;
+  std::string commit_, version_;
 };
 
 // Reports of a healthy device during an update (activating -> probing, a passing probe), `batch`
@@ -819,37 +822,50 @@ void run_memory(const Options& o, const stdfs::path& dir) {
   BenchFleet fleet(dir / "fleet", "app-1.0",
                    "  steps: [1, 5, 25, 100]\n  bake: 1h\n  minDevices: 5\n  maxFailureRate: 10%\n");
   BenchHub hub(dir, fleet, devices, o);
-  auto wait_ticks = [&](int n) {
+  auto& process = hub.process();
+  // After a change, wait for two ticks: the second one looked at all of it.
+  auto ticked = [&] {
     const double first = hub.metric("eddy_hub_director_ticks_total");
-    if (!testing::wait_until([&] { return hub.metric("eddy_hub_director_ticks_total") >= first + n; }, 120s))
+    if (!testing::wait_until([&] { return hub.metric("eddy_hub_director_ticks_total") >= first + 2; }, 120s))
       fail("the director did not tick");
+    return hub.metric("eddy_hub_director_tick_seconds") * 1000;
   };
-  wait_ticks(1);
-  const auto before = hub.memory();
-  const double tick_before = hub.metric("eddy_hub_director_tick_seconds");
-  std::printf("  before: VmRSS %ld KiB (%d device tokens loaded, no device known), tick %.1f ms\n",
-              before.at("VmRSS"), devices, tick_before * 1000);
+  auto status_ms = [&] {
+    const auto began = Clock::now();
+    auto status = process.request("GET", "/v1/rollouts/app", process.operator_token());
+    if (status.status != 200) fail("GET /v1/rollouts/app: " + status.body);
+    return seconds_since(began) * 1000;
+  };
+  auto show = [&](const char* when, double tick_ms) {
+    const auto m = hub.memory();
+    auto status = process.request("GET", "/v1/rollouts/app", process.operator_token());
+    std::printf("  %-52s VmRSS %7ld KiB (anonymous %7ld KiB), VmHWM %7ld KiB; tick %7.1f ms, GET rollout %6.1f ms; "
+                "admitted %d, succeeded %d\n",
+                when, m.at("VmRSS"), m.at("RssAnon"), m.at("VmHWM"), tick_ms, status_ms(),
+                status.json.value("admitted", 0), status.json["devices"].value("succeeded", 0));
+    std::fflush(stdout);
+    return m.at("VmRSS");
+  };
 
-  SyncOnce syncs(hub.url(), devices, connections, fleet.commit);
-  auto synced = run_closed_loop(hub.url(), hub.ca_file(), connections, o.threads, syncs, 1800s);
-  print_load("sync every device once", synced, 1);
-  wait_ticks(2);  // one whole tick with every device known
-  const auto after = hub.memory();
-  const double tick = hub.metric("eddy_hub_director_tick_seconds");
-  const double known = hub.metric("eddy_hub_devices_known");
-  const auto began = Clock::now();
-  auto status = hub.process().request("GET", "/v1/rollouts/app", hub.process().operator_token());
-  const double status_ms = seconds_since(began) * 1000;
-  const double per_100k = static_cast<double>(after.at("VmRSS") - before.at("VmRSS")) / 1024 * 100000 / devices;
-  std::printf("  after: %.0f devices known, VmRSS %ld KiB (anonymous %ld KiB), VmHWM %ld KiB: %.1f MiB more, "
-              "%.1f MiB per 100,000 devices\n",
-              known, after.at("VmRSS"), after.at("RssAnon"), after.at("VmHWM"),
-              static_cast<double>(after.at("VmRSS") - before.at("VmRSS")) / 1024, per_100k);
-  std::printf("  director tick with %d devices: %.1f ms (the tick is every %s); GET /v1/rollouts/app: %.1f ms, "
-              "admitted %d\n",
-              devices, tick * 1000, o.tick.c_str(), status_ms, status.json.value("admitted", 0));
-  const auto db_size = stdfs::file_size(hub.process().data_dir() / "hub.db");
-  std::printf("  hub.db: %.1f MiB\n", static_cast<double>(db_size) / (1 << 20));
+  const long before = show("started, no device known:", ticked());
+  SyncOnce first(hub.url(), devices, connections, fleet.commit, "0.9");
+  print_load("sync every device once (running app 0.9)", run_closed_loop(hub.url(), hub.ca_file(), connections,
+                                                                         o.threads, first, 1800s), 1);
+  const long known = show("every device known, step 1 (1%):", ticked());
+  auto promoted = process.request("POST", "/v1/rollouts/app/promote", process.operator_token());
+  if (promoted.status != 200) fail("promote: " + promoted.body);
+  show("promoted to 100%, every device admitted:", ticked());
+  SyncOnce again(hub.url(), devices, connections, fleet.commit, "1.0");
+  print_load("sync every device again (running app 1.0)", run_closed_loop(hub.url(), hub.ca_file(), connections,
+                                                                          o.threads, again, 1800s), 1);
+  const long all = show("every device runs the release (a verdict each):", ticked());
+  std::printf("  memory per 100,000 known devices: %.1f MiB (synced once), %.1f MiB (admitted, with verdicts)\n",
+              static_cast<double>(known - before) / 1024 * 100000 / devices,
+              static_cast<double>(all - before) / 1024 * 100000 / devices);
+  const auto db = process.data_dir() / "hub.db";
+  const auto wal = process.data_dir() / "hub.db-wal";
+  std::printf("  hub.db: %.1f MiB, its write-ahead log %.1f MiB\n", static_cast<double>(stdfs::file_size(db)) / (1 << 20),
+              stdfs::exists(wal) ? static_cast<double>(stdfs::file_size(wal)) / (1 << 20) : 0.0);
   std::fflush(stdout);
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "ota/assignment.hpp"
 #include "platform/log.hpp"
@@ -59,7 +60,7 @@ std::string_view command_name(Command command) {
 // Who is selected and admitted, and each admitted device's verdict, for one generation.
 struct Director::Tally {
   std::vector<std::string> selected;  // ids
-  std::map<std::string, Admission> admitted;
+  std::size_t admitted = 0;           // devices admitted to the generation (selected or not any more)
   DeviceCounts counts;
   int admitted_selected = 0;
   double rate() const {
@@ -155,51 +156,55 @@ Expected<Director::Tally> Director::tally(const ota::Rollout& spec, const Rollou
     }
     if (it->second) t.selected.push_back(id);
   }
-  auto admissions = store_.admissions(record.name, record.generation);
-  if (!admissions) return std::unexpected(admissions.error());
-  for (auto& a : *admissions) t.admitted.emplace(a.device, a);
-
   if (admit) {
+    auto admissions = store_.admissions(record.name, record.generation);
+    if (!admissions) return std::unexpected(admissions.error());
+    std::unordered_set<std::string> admitted;
+    admitted.reserve(admissions->size());
+    for (auto& a : *admissions) admitted.insert(std::move(a.device));
+    auto add = [&](const std::string& id) -> Status {
+      admitted.insert(id);
+      return store_.admit(record.name, record.generation, Admission{id, at, record.step});
+    };
     const double percent = spec.steps[static_cast<std::size_t>(record.step)];
-    std::vector<std::pair<double, std::string>> waiting;  // place, id
+    std::vector<std::pair<double, const std::string*>> waiting;  // place, id
     for (const auto& id : t.selected) {
-      if (t.admitted.contains(id)) continue;
+      if (admitted.contains(id)) continue;
       const double place = ota::place_in_line(id, spec.name);
       if (place < percent) {
-        Admission a{id, at, record.step};
-        if (auto st = store_.admit(record.name, record.generation, a); !st) return std::unexpected(st.error());
-        t.admitted.emplace(id, a);
+        if (auto st = add(id); !st) return std::unexpected(st.error());
       } else {
-        waiting.emplace_back(place, id);
+        waiting.emplace_back(place, &id);
       }
     }
     // A step must be able to close: admit the lowest places up to min(minDevices, selected).
     const std::size_t need = std::min<std::size_t>(static_cast<std::size_t>(spec.min_devices), t.selected.size());
-    std::sort(waiting.begin(), waiting.end());
-    for (const auto& [place, id] : waiting) {
-      if (t.admitted.size() >= need) break;
-      Admission a{id, at, record.step};
-      if (auto st = store_.admit(record.name, record.generation, a); !st) return std::unexpected(st.error());
-      t.admitted.emplace(id, a);
+    if (admitted.size() < need) {
+      std::sort(waiting.begin(), waiting.end(),
+                [](const auto& x, const auto& y) { return x.first < y.first || (x.first == y.first && *x.second < *y.second); });
+      for (const auto& [place, id] : waiting) {
+        if (admitted.size() >= need) break;
+        if (auto st = add(*id); !st) return std::unexpected(st.error());
+      }
     }
   }
 
-  auto facts = store_.facts(record.name, record.generation);
-  if (!facts) return std::unexpected(facts.error());
-  std::unordered_map<std::string, const VerdictFact*> by_device;
-  for (const auto& f : *facts) by_device.emplace(f.device, &f);
+  auto admitted = store_.admitted_devices(record.name, record.generation);
+  if (!admitted) return std::unexpected(admitted.error());
+  t.admitted = admitted->size();
+  std::unordered_set<std::string_view> admitted_ids;
+  admitted_ids.reserve(admitted->size());
   const std::int64_t deadline = spec.progress_deadline.count();
-  for (const auto& [id, a] : t.admitted) {
-    auto it = by_device.find(id);
-    const VerdictFact* fact = it == by_device.end() ? nullptr : it->second;
-    if (fact && fact->outcome == "committed") ++t.counts.succeeded;
-    else if (fact && is_outcome(fact->outcome)) ++t.counts.failed;
+  for (const auto& a : *admitted) {
+    admitted_ids.insert(a.device);
+    if (a.outcome == "committed") ++t.counts.succeeded;
+    else if (is_outcome(a.outcome)) ++t.counts.failed;
     else if (at - a.admitted_at > deadline) ++t.counts.failed;  // stuck
-    else if (fact) ++t.counts.in_progress;
+    else if (a.reported) ++t.counts.in_progress;
     else ++t.counts.no_data;
   }
   for (const auto& id : t.selected) {
-    if (t.admitted.contains(id)) ++t.admitted_selected;
+    if (admitted_ids.contains(id)) ++t.admitted_selected;
     else ++t.counts.waiting;
   }
   return t;
@@ -260,7 +265,7 @@ Status Director::tick_one(const ota::Rollout& spec, const KnownDevices& devices)
       if (record.state == "complete") {
         auto t = tally(spec, record, devices, true);
         if (!t) return std::unexpected(t.error());
-        counts_[spec.name] = {static_cast<int>(t->selected.size()), static_cast<int>(t->admitted.size())};
+        counts_[spec.name] = {static_cast<int>(t->selected.size()), static_cast<int>(t->admitted)};
       }
       return {};
     }
@@ -268,7 +273,7 @@ Status Director::tick_one(const ota::Rollout& spec, const KnownDevices& devices)
     if (!t) return std::unexpected(t.error());
     const std::int64_t at = now();
     const double rate = t->rate();
-    const int admitted = static_cast<int>(t->admitted.size());
+    const int admitted = static_cast<int>(t->admitted);
     const int selected = static_cast<int>(t->selected.size());
     counts_[spec.name] = {selected, admitted};
     Verdict v{at, "wait", rate, spec.max_failure_rate, {}};
@@ -342,14 +347,14 @@ Status Director::tick_one(const ota::Rollout& spec, const KnownDevices& devices)
       record.step_started_at = at;
       auto widened = tally(spec, record, devices, true);
       if (!widened) return std::unexpected(widened.error());
-      counts_[spec.name] = {selected, static_cast<int>(widened->admitted.size())};
+      counts_[spec.name] = {selected, static_cast<int>(widened->admitted)};
       v.decision = "widen";
-      v.message = step_text(spec, record.step) + ": " + std::to_string(widened->admitted.size()) +
+      v.message = step_text(spec, record.step) + ": " + std::to_string(widened->admitted) +
                   " devices admitted; " + failures + ", within maxFailureRate " + rate_text(spec.max_failure_rate);
       record.last_verdict = v;
       if (auto st = store_.save_rollout(record); !st) return st;
       const std::string message =
-          step_text(spec, record.step) + ": " + std::to_string(widened->admitted.size()) + " devices admitted";
+          step_text(spec, record.step) + ": " + std::to_string(widened->admitted) + " devices admitted";
       if (auto st = add_event(record, "step", message, rate, spec.max_failure_rate); !st) return st;
       notify("step", record, spec, message, rate, spec.max_failure_rate);
       return {};
@@ -503,7 +508,7 @@ Expected<RolloutStatus> Director::make_status(const ota::Rollout& spec, const Kn
   auto t = tally(spec, s.record, devices, false);
   if (!t) return std::unexpected(t.error());
   s.selected = static_cast<int>(t->selected.size());
-  s.admitted = static_cast<int>(t->admitted.size());
+  s.admitted = static_cast<int>(t->admitted);
   s.devices = t->counts;
   auto events = store_.events(0, &spec.name, status_events);
   if (!events) return std::unexpected(events.error());
