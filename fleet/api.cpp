@@ -460,7 +460,7 @@ void HubApi::commit_group() {
   group_.clear();
   group->applied.reserve(group->writes.size());
   auto refuse = [this, group](const Error& why) {
-    director_.forget_known_devices();  // its syncs may not be stored after all
+    director_.drop_caches();  // its writes may not be stored after all
     log::error("API: cannot store the writes of " + std::to_string(group->writes.size()) + " device requests: " +
                why.message);
     for (auto& write : group->writes)

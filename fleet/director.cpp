@@ -137,6 +137,7 @@ Status Director::set_fleet(std::string commit, std::int64_t commit_time, ota::Fl
   commit_ = std::move(commit);
   commit_time_ = commit_time;
   fleet_ = std::move(fleet);
+  std::erase_if(generations_, [&](const auto& kept) { return !find_rollout(kept.first); });
   return {};
 }
 
@@ -156,55 +157,49 @@ Expected<Director::Tally> Director::tally(const ota::Rollout& spec, const Rollou
     }
     if (it->second) t.selected.push_back(id);
   }
+  auto kept = generation(record.name, record.generation);
+  if (!kept) return std::unexpected(kept.error());
+  Generation& g = **kept;
+  auto is_admitted = [&g](const std::string& id) {
+    auto it = g.devices.find(id);
+    return it != g.devices.end() && it->second.admitted_at >= 0;
+  };
   if (admit) {
-    auto admissions = store_.admissions(record.name, record.generation);
-    if (!admissions) return std::unexpected(admissions.error());
-    std::unordered_set<std::string> admitted;
-    admitted.reserve(admissions->size());
-    for (auto& a : *admissions) admitted.insert(std::move(a.device));
-    auto add = [&](const std::string& id) -> Status {
-      admitted.insert(id);
-      return store_.admit(record.name, record.generation, Admission{id, at, record.step});
-    };
     const double percent = spec.steps[static_cast<std::size_t>(record.step)];
     std::vector<std::pair<double, const std::string*>> waiting;  // place, id
     for (const auto& id : t.selected) {
-      if (admitted.contains(id)) continue;
+      if (is_admitted(id)) continue;
       const double place = ota::place_in_line(id, spec.name);
       if (place < percent) {
-        if (auto st = add(id); !st) return std::unexpected(st.error());
+        if (auto st = this->admit(g, record.name, id, at, record.step); !st) return std::unexpected(st.error());
       } else {
         waiting.emplace_back(place, &id);
       }
     }
     // A step must be able to close: admit the lowest places up to min(minDevices, selected).
     const std::size_t need = std::min<std::size_t>(static_cast<std::size_t>(spec.min_devices), t.selected.size());
-    if (admitted.size() < need) {
+    if (g.admitted < need) {
       std::sort(waiting.begin(), waiting.end(),
                 [](const auto& x, const auto& y) { return x.first < y.first || (x.first == y.first && *x.second < *y.second); });
       for (const auto& [place, id] : waiting) {
-        if (admitted.size() >= need) break;
-        if (auto st = add(*id); !st) return std::unexpected(st.error());
+        if (g.admitted >= need) break;
+        if (auto st = this->admit(g, record.name, *id, at, record.step); !st) return std::unexpected(st.error());
       }
     }
   }
 
-  auto admitted = store_.admitted_devices(record.name, record.generation);
-  if (!admitted) return std::unexpected(admitted.error());
-  t.admitted = admitted->size();
-  std::unordered_set<std::string_view> admitted_ids;
-  admitted_ids.reserve(admitted->size());
+  t.admitted = g.admitted;
   const std::int64_t deadline = spec.progress_deadline.count();
-  for (const auto& a : *admitted) {
-    admitted_ids.insert(a.device);
-    if (a.outcome == "committed") ++t.counts.succeeded;
-    else if (is_outcome(a.outcome)) ++t.counts.failed;
-    else if (at - a.admitted_at > deadline) ++t.counts.failed;  // stuck
-    else if (a.reported) ++t.counts.in_progress;
+  for (const auto& [id, d] : g.devices) {
+    if (d.admitted_at < 0) continue;
+    if (d.outcome == "committed") ++t.counts.succeeded;
+    else if (is_outcome(d.outcome)) ++t.counts.failed;
+    else if (at - d.admitted_at > deadline) ++t.counts.failed;  // stuck
+    else if (d.reported) ++t.counts.in_progress;
     else ++t.counts.no_data;
   }
   for (const auto& id : t.selected) {
-    if (admitted_ids.contains(id)) ++t.admitted_selected;
+    if (is_admitted(id)) ++t.admitted_selected;
     else ++t.counts.waiting;
   }
   return t;
@@ -228,9 +223,51 @@ std::shared_ptr<const Labels> Director::shared_labels(const Labels& labels) {
   return it->second;
 }
 
-void Director::forget_known_devices() {
+void Director::drop_caches() {
   known_.reset();
   label_sets_.clear();
+  generations_.clear();
+}
+
+Expected<Director::Generation*> Director::generation(const std::string& rollout, std::int64_t number) {
+  auto it = generations_.find(rollout);
+  if (it != generations_.end() && it->second.number == number) return &it->second;
+  Generation g;
+  g.number = number;
+  auto admissions = store_.admissions(rollout, number);
+  if (!admissions) return std::unexpected(admissions.error());
+  for (const auto& a : *admissions) g.devices[a.device].admitted_at = a.admitted_at;
+  g.admitted = admissions->size();
+  auto facts = store_.facts(rollout, number);
+  if (!facts) return std::unexpected(facts.error());
+  for (const auto& f : *facts) {
+    auto& d = g.devices[f.device];
+    d.reported = true;
+    d.outcome = f.outcome;
+  }
+  return &(generations_.insert_or_assign(rollout, std::move(g)).first->second);
+}
+
+Status Director::admit(Generation& generation, const std::string& rollout, const std::string& device,
+                       std::int64_t at, int step) {
+  if (auto st = store_.admit(rollout, generation.number, Admission{device, at, step}); !st) return st;
+  auto& d = generation.devices[device];
+  if (d.admitted_at < 0) {
+    d.admitted_at = at;
+    ++generation.admitted;
+  }
+  return {};
+}
+
+Status Director::note_fact(const std::string& rollout, std::int64_t generation, const std::string& device,
+                           std::int64_t at, const std::string& outcome, const std::string& message) {
+  if (auto st = store_.record_fact(rollout, generation, device, at, outcome, message); !st) return st;
+  auto it = generations_.find(rollout);
+  if (it == generations_.end() || it->second.number != generation) return {};  // read when needed
+  auto& d = it->second.devices[device];
+  d.reported = true;
+  if (!outcome.empty()) d.outcome = outcome;
+  return {};
 }
 
 Status Director::tick() {
@@ -254,7 +291,7 @@ Status Director::tick() {
 }
 
 Status Director::tick_one(const ota::Rollout& spec, const KnownDevices& devices) {
-  return store_.transaction([&]() -> Status {
+  auto looked = store_.transaction([&]() -> Status {
     auto stored = store_.rollout(spec.name);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored) return {};  // set_fleet makes the row; nothing to look at before it
@@ -363,6 +400,8 @@ Status Director::tick_one(const ota::Rollout& spec, const KnownDevices& devices)
     record.last_verdict = v;
     return store_.save_rollout(record);
   });
+  if (!looked) drop_caches();  // admissions it kept may not be stored
+  return looked;
 }
 
 Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
@@ -388,25 +427,25 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
           target != device.targets.end() && target->second.release == record.release) {
         const std::string& state = target->second.state;
         if (state == "committed") {
-          if (auto s = store_.record_fact(spec.name, record.generation, device.id, at, "committed",
-                                          "runs " + record.release + ", committed");
+          if (auto s = note_fact(spec.name, record.generation, device.id, at, "committed",
+                                 "runs " + record.release + ", committed");
               !s)
             return s;
         } else if (!state.empty() && !is_outcome(state)) {
-          if (auto s = store_.record_fact(spec.name, record.generation, device.id, at, "", "state " + state); !s)
-            return s;
+          if (auto s = note_fact(spec.name, record.generation, device.id, at, "", "state " + state); !s) return s;
         }
       }
 
       const bool open = record.state == "progressing" || record.state == "complete";
       const double percent = spec.steps[static_cast<std::size_t>(record.step)];
       const double place = ota::place_in_line(device.id, spec.name);
-      auto admission = store_.admission(spec.name, record.generation, device.id);
-      if (!admission) return std::unexpected(admission.error());
-      if (open && !*admission && place < percent) {
-        Admission a{device.id, at, record.step};
-        if (auto s = store_.admit(spec.name, record.generation, a); !s) return s;
-        *admission = a;
+      auto kept = generation(spec.name, record.generation);
+      if (!kept) return std::unexpected(kept.error());
+      auto known = (*kept)->devices.find(device.id);
+      bool admitted = known != (*kept)->devices.end() && known->second.admitted_at >= 0;
+      if (open && !admitted && place < percent) {
+        if (auto s = admit(**kept, spec.name, device.id, at, record.step); !s) return s;
+        admitted = true;
         auto& c = counts_[spec.name];
         c.second += 1;
       }
@@ -417,7 +456,7 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
       g.state = record.state;
       g.step = record.step;
       g.percent = percent;
-      g.admitted = open && admission->has_value();
+      g.admitted = open && admitted;
       g.rollback = record.state == "rolled-back";
       auto c = counts_[spec.name];
       const std::string step = step_text(spec, record.step);
@@ -439,7 +478,10 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
     }
     return {};
   });
-  if (!st) return std::unexpected(st.error());
+  if (!st) {
+    drop_caches();
+    return std::unexpected(st.error());
+  }
   if (known_) (*known_)[device.id] = shared_labels(device.labels);
   return gates;
 }
@@ -491,10 +533,14 @@ Expected<ReportsOutcome> Director::record_reports(std::string_view device, const
       if (!outcome.empty()) out.verdict_changed = true;
     }
     for (const auto& [name, fact] : facts)
-      if (auto s = store_.record_fact(name, fact.generation, device, at, fact.outcome, fact.message); !s) return s;
+      if (auto s = note_fact(name, fact.generation, std::string(device), at, fact.outcome, fact.message); !s)
+        return s;
     return {};
   });
-  if (!st) return std::unexpected(st.error());
+  if (!st) {
+    drop_caches();
+    return std::unexpected(st.error());
+  }
   return out;
 }
 

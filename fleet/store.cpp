@@ -273,18 +273,6 @@ Expected<std::vector<VerdictFact>> SqliteStore::facts(std::string_view rollout, 
   return out;
 }
 
-Expected<std::vector<AdmittedDevice>> SqliteStore::admitted_devices(std::string_view rollout, std::int64_t generation) {
-  std::vector<AdmittedDevice> out;
-  auto st = db_.query(
-      "SELECT a.device, a.admitted_at, f.device IS NOT NULL, COALESCE(f.outcome, '') FROM admissions a "
-      "LEFT JOIN verdict_facts f ON f.rollout = a.rollout AND f.generation = a.generation AND f.device = a.device "
-      "WHERE a.rollout = ? AND a.generation = ?",
-      {std::string(rollout), generation},
-      [&](const Row& r) { out.push_back(AdmittedDevice{r.text(0), r.integer(1), r.integer(2) != 0, r.text(3)}); });
-  if (!st) return std::unexpected(st.error());
-  return out;
-}
-
 Status SqliteStore::add_event(const Event& e) {
   auto optional = [](const std::optional<double>& v) -> Value {
     if (v) return *v;

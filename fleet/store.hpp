@@ -86,15 +86,6 @@ struct VerdictFact {
   std::string message;
 };
 
-// An admitted device of a rollout's generation and what it reported for the release (`reported`:
-// anything at all; `outcome` as in VerdictFact): what a verdict is made of.
-struct AdmittedDevice {
-  std::string device;
-  std::int64_t admitted_at = 0;
-  bool reported = false;
-  std::string outcome;
-};
-
 struct Event {
   std::int64_t id = 0;
   std::string rollout;  // "" for the hub's own events
@@ -149,9 +140,6 @@ class Store {
   virtual Status record_fact(std::string_view rollout, std::int64_t generation, std::string_view device,
                              std::int64_t at, std::string_view outcome, std::string_view message) = 0;
   virtual Expected<std::vector<VerdictFact>> facts(std::string_view rollout, std::int64_t generation) = 0;
-  // The admitted devices of a generation with their facts (one query, none of the facts of
-  // devices not admitted).
-  virtual Expected<std::vector<AdmittedDevice>> admitted_devices(std::string_view rollout, std::int64_t generation) = 0;
 
   virtual Status add_event(const Event& event) = 0;
   // Events at or after `since`, oldest first; only those of `rollout` unless it is null.
@@ -192,7 +180,6 @@ class SqliteStore final : public Store {
   Status record_fact(std::string_view rollout, std::int64_t generation, std::string_view device, std::int64_t at,
                      std::string_view outcome, std::string_view message) override;
   Expected<std::vector<VerdictFact>> facts(std::string_view rollout, std::int64_t generation) override;
-  Expected<std::vector<AdmittedDevice>> admitted_devices(std::string_view rollout, std::int64_t generation) override;
   Status add_event(const Event& event) override;
   Expected<std::vector<Event>> events(std::int64_t since, const std::string* rollout, std::size_t limit) override;
 

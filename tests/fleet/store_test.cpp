@@ -97,27 +97,6 @@ TEST_F(StoreTest, TheLatestOutcomeDecidesAndProgressDoesNotEraseIt) {
   EXPECT_TRUE(store_->facts("app", 2)->empty());
 }
 
-TEST_F(StoreTest, AdmittedDevicesComeWithWhatTheyReportedAndNothingElse) {
-  ASSERT_TRUE(store_->admit("app", 1, Admission{"pi-1", 100, 0}));
-  ASSERT_TRUE(store_->admit("app", 1, Admission{"pi-2", 110, 0}));
-  ASSERT_TRUE(store_->admit("app", 2, Admission{"pi-3", 120, 0}));
-  ASSERT_TRUE(store_->record_fact("app", 1, "pi-1", 150, "rolled-back", "probe failed"));
-  ASSERT_TRUE(store_->record_fact("app", 1, "pi-9", 150, "committed", "runs it, not admitted"));
-  ASSERT_TRUE(store_->record_fact("app", 2, "pi-2", 150, "committed", "another generation"));
-  auto admitted = store_->admitted_devices("app", 1);
-  ASSERT_TRUE(admitted) << admitted.error().message;
-  ASSERT_EQ(admitted->size(), 2u);
-  std::map<std::string, AdmittedDevice> by_id;
-  for (const auto& a : *admitted) by_id[a.device] = a;
-  EXPECT_EQ(by_id["pi-1"].admitted_at, 100);
-  EXPECT_TRUE(by_id["pi-1"].reported);
-  EXPECT_EQ(by_id["pi-1"].outcome, "rolled-back");
-  EXPECT_EQ(by_id["pi-2"].admitted_at, 110);
-  EXPECT_FALSE(by_id["pi-2"].reported);
-  EXPECT_EQ(by_id["pi-2"].outcome, "");
-  EXPECT_TRUE(store_->admitted_devices("other", 1)->empty());
-}
-
 TEST_F(StoreTest, RolloutsRoundTripWithTheirVerdict) {
   RolloutRecord r{"app", "app-1.0", "c1", 2, "halted", 1, 100, 50, Verdict{120, "halt", 0.25, 0.05, "too many"}};
   ASSERT_TRUE(store_->save_rollout(r));
