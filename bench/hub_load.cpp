@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -241,7 +242,8 @@ struct LoadResult {
 // Each of `threads` threads owns every threads-th connection; it sends one request on each of
 // them, then reads the answers, until the workload runs dry or `limit` passes.
 LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std::size_t connections, int threads,
-                           Workload& work, std::chrono::seconds limit) {
+                           Workload& work, std::chrono::seconds limit,
+                           const std::function<double()>& server_cpu = {}) {
   std::vector<LoadResult> results(static_cast<std::size_t>(threads));
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
@@ -307,8 +309,9 @@ LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std
       }
     });
   }
-  while (ready.load() < threads) std::this_thread::sleep_for(1ms);
+  while (ready.load() < threads) std::this_thread::sleep_for(1ms);  // connected (TLS: handshakes done)
   const double client_cpu = process_cpu_seconds(::getpid());
+  const double server_cpu_at_start = server_cpu ? server_cpu() : 0;
   const auto start = Clock::now();
   deadline = (start + limit).time_since_epoch().count();
   go = true;
@@ -316,6 +319,7 @@ LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std
   LoadResult total;
   total.seconds = seconds_since(start);
   total.client_cpu_seconds = process_cpu_seconds(::getpid()) - client_cpu;
+  if (server_cpu) total.server_cpu_seconds = server_cpu() - server_cpu_at_start;
   for (auto& r : results) {
     total.requests += r.requests;
     total.failed += r.failed;
@@ -727,10 +731,8 @@ void run_capacity(const Options& o, const stdfs::path& dir) {
 
   const pid_t pid = hub.process().pid();
   auto measured = [&](Workload& work, std::chrono::seconds run_limit) {
-    const double cpu = process_cpu_seconds(pid);
-    auto r = run_closed_loop(hub.url(), hub.ca_file(), connections, o.threads, work, run_limit);
-    r.server_cpu_seconds = process_cpu_seconds(pid) - cpu;
-    return r;
+    return run_closed_loop(hub.url(), hub.ca_file(), connections, o.threads, work, run_limit,
+                           [pid] { return process_cpu_seconds(pid); });
   };
   SyncOnce syncs(hub.url(), devices, connections, fleet.commit);
   print_load("hub: sync every device once", measured(syncs, 600s), 1);
@@ -800,9 +802,8 @@ void run_capacity(const Options& o, const stdfs::path& dir) {
   for (int batch : {1, 100}) {
     Reports::Ledger scratch(devices);
     Reports load(bare.url(), devices, connections, batch, fleet.commit, scratch, false);
-    const double cpu = bare.cpu_seconds();
-    auto r = run_closed_loop(bare.url(), bare.ca_file(), connections, o.threads, load, limit);
-    r.server_cpu_seconds = bare.cpu_seconds() - cpu;
+    auto r = run_closed_loop(bare.url(), bare.ca_file(), connections, o.threads, load, limit,
+                             [&bare] { return bare.cpu_seconds(); });
     r.client_cpu_seconds -= r.server_cpu_seconds;  // the bare server runs in this process
     print_load(batch == 1 ? "bare server: 1 report a request" : "bare server: 100 reports a request", r, batch);
     const auto& mine = hub_runs[batch == 1 ? 0 : 1].second;
