@@ -9,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "platform/fault.hpp"
 #include "platform/log.hpp"
 
 namespace eddy::fleet {
@@ -313,114 +314,177 @@ ServerResponse method_not_allowed(std::string_view allowed) {
 
 }  // namespace
 
-HubApi::HubApi(Director& director, TokenFile& device_tokens, TokenFile& operator_tokens)
-    : director_(director), device_tokens_(device_tokens), operator_tokens_(operator_tokens) {}
+HubApi::HubApi(EventLoop& loop, Director& director, TokenFile& device_tokens, TokenFile& operator_tokens)
+    : loop_(loop), director_(director), device_tokens_(device_tokens), operator_tokens_(operator_tokens) {}
 
-ServerResponse HubApi::handle(const ServerRequest& request) {
+// Requests still waiting for their group commit are dropped unanswered (the server answers 500
+// or has closed their connections): nothing of theirs was committed.
+HubApi::~HubApi() { *alive_ = false; }
+
+void HubApi::handle(const ServerRequest& request, Respond respond) {
   const auto parts = split(request.path, '/');  // "" "v1" "devices" "{id}" "sync"
   const std::string& method = request.method;
 
-  if (request.path == "/metrics") return method == "GET" ? metrics() : method_not_allowed("GET");
+  if (request.path == "/metrics") return respond(method == "GET" ? metrics() : method_not_allowed("GET"));
   if (request.path == "/" || request.path == "/index.html") {
-    if (method != "GET") return method_not_allowed("GET");
-    return ServerResponse{200,
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return respond(ServerResponse{200,
                           {{"Content-Type", "text/html; charset=utf-8"},
                            {"Cache-Control", "no-store"},
                            {"Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"}},
-                          std::string(web_page())};
+                          std::string(web_page())});
   }
   if (parts.size() < 3 || parts[0] != "" || parts[1] != "v1")
-    return error_response(404, "no route " + request.path + " (see fleet/API.md)");
+    return respond(error_response(404, "no route " + request.path + " (see fleet/API.md)"));
 
   const auto token = bearer_token(request);
   if (!token || token->empty())
-    return error_response(401, "no `Authorization: Bearer <token>` header: send the device's or operator's token");
+    return respond(error_response(401, "no `Authorization: Bearer <token>` header: send the device's or operator's token"));
 
   // Device routes: /v1/devices/{id}/sync|reports
   if (parts[2] == "devices" && parts.size() == 5) {
     const std::string& id = parts[3];
     const std::string& what = parts[4];
-    if (what != "sync" && what != "reports") return error_response(404, "no route " + request.path);
-    if (method != "POST") return method_not_allowed("POST");
+    if (what != "sync" && what != "reports") return respond(error_response(404, "no route " + request.path));
+    if (method != "POST") return respond(method_not_allowed("POST"));
     if (!valid_id(id, "._:@-"))
-      return error_response(400, "device id `" + id + "` may hold only letters, digits and . _ : @ - (at most 128)");
+      return respond(error_response(400, "device id `" + id + "` may hold only letters, digits and . _ : @ - (at most 128)"));
     auto owner = device_tokens_.name_of(*token);
     if (!owner) {
       if (operator_tokens_.name_of(*token))
-        return error_response(403, "an operator token cannot be used on a device route: use the device's own token");
-      return error_response(401, "unknown or revoked token: the hub's devices.tokens file has no line with it");
+        return respond(error_response(403, "an operator token cannot be used on a device route: use the device's own token"));
+      return respond(error_response(401, "unknown or revoked token: the hub's devices.tokens file has no line with it"));
     }
     if (*owner != id)
-      return error_response(403, "this token is device " + *owner + "'s: a device may sync and report only for itself, not for " + id);
-    return what == "sync" ? sync(request, id) : reports(request, id);
+      return respond(error_response(403, "this token is device " + *owner + "'s: a device may sync and report only for itself, not for " + id));
+    if (what == "sync") return sync(request, id, std::move(respond));
+    return reports(request, id, std::move(respond));
   }
 
   // Operator routes.
   auto operator_name = operator_tokens_.name_of(*token);
   if (!operator_name) {
     if (device_tokens_.name_of(*token))
-      return error_response(403, "a device token cannot be used on an operator route: use an operator token");
-    return error_response(401, "unknown or revoked token: the hub's operators.tokens file has no line with it");
+      return respond(error_response(403, "a device token cannot be used on an operator route: use an operator token"));
+    return respond(error_response(401, "unknown or revoked token: the hub's operators.tokens file has no line with it"));
   }
   if (parts[2] == "rollouts") {
-    if (parts.size() == 3) return method == "GET" ? rollouts() : method_not_allowed("GET");
-    if (!valid_id(parts[3], "._-")) return error_response(404, "no rollout `" + parts[3] + "`");
+    if (parts.size() == 3) return respond(method == "GET" ? rollouts() : method_not_allowed("GET"));
+    if (!valid_id(parts[3], "._-")) return respond(error_response(404, "no rollout `" + parts[3] + "`"));
     if (director_.commit().empty()) {
       // Not "no such rollout": the hub cannot know yet. A hub that just started says so, and
       // clients that wait (eddy rollout status --wait) wait.
       auto response = error_response(503, "the hub has not accepted a fleet commit yet: it fetches source.url every "
                                            "source.interval (its log says why a commit was refused)");
       response.headers["Retry-After"] = "1";
-      return response;
+      return respond(std::move(response));
     }
-    if (parts.size() == 4) return method == "GET" ? rollout(parts[3]) : method_not_allowed("GET");
+    if (parts.size() == 4) return respond(method == "GET" ? rollout(parts[3]) : method_not_allowed("GET"));
     if (parts.size() == 5) {
-      if (method != "POST") return method_not_allowed("POST");
-      return command(parts[3], parts[4], *operator_name);
+      if (method != "POST") return respond(method_not_allowed("POST"));
+      return respond(command(parts[3], parts[4], *operator_name));
     }
   }
-  if (parts.size() == 3 && parts[2] == "devices") return method == "GET" ? devices(request) : method_not_allowed("GET");
-  if (parts.size() == 3 && parts[2] == "events") return method == "GET" ? events(request) : method_not_allowed("GET");
-  return error_response(404, "no route " + request.path + " (see fleet/API.md)");
+  if (parts.size() == 3 && parts[2] == "devices") return respond(method == "GET" ? devices(request) : method_not_allowed("GET"));
+  if (parts.size() == 3 && parts[2] == "events") return respond(method == "GET" ? events(request) : method_not_allowed("GET"));
+  return respond(error_response(404, "no route " + request.path + " (see fleet/API.md)"));
 }
 
-ServerResponse HubApi::sync(const ServerRequest& request, const std::string& id) {
+void HubApi::sync(const ServerRequest& request, const std::string& id, Respond respond) {
   auto body = parse_body(request);
-  if (!body) return from_error(body.error());
+  if (!body) return respond(from_error(body.error()));
   auto device = parse_sync(*body, id);
-  if (!device) return from_error(device.error());
-  auto gates = director_.sync(std::move(*device));
-  if (!gates) return from_error(gates.error());
-  json rollouts = json::object();
-  for (const auto& g : *gates) {
-    rollouts[g.rollout] = {{"release", g.release}, {"admitted", g.admitted}, {"rollback", g.rollback},
-                           {"generation", g.generation}, {"state", g.state},   {"step", g.step},
-                           {"percent", percent_json(g.percent)}, {"reason", g.reason}};
-  }
-  return json_response(200, {{"commit", director_.commit()}, {"rollouts", std::move(rollouts)}});
+  if (!device) return respond(from_error(device.error()));
+  enqueue(
+      [this, device = std::move(*device)]() mutable -> Applied {
+        auto gates = director_.sync(std::move(device));
+        if (!gates) return {from_error(gates.error()), {}};
+        json rollouts = json::object();
+        for (const auto& g : *gates) {
+          rollouts[g.rollout] = {{"release", g.release}, {"admitted", g.admitted}, {"rollback", g.rollback},
+                                 {"generation", g.generation}, {"state", g.state},   {"step", g.step},
+                                 {"percent", percent_json(g.percent)}, {"reason", g.reason}};
+        }
+        return {json_response(200, {{"commit", director_.commit()}, {"rollouts", std::move(rollouts)}}), {}};
+      },
+      std::move(respond));
 }
 
-ServerResponse HubApi::reports(const ServerRequest& request, const std::string& id) {
+void HubApi::reports(const ServerRequest& request, const std::string& id, Respond respond) {
   auto body = parse_body(request);
-  if (!body) return from_error(body.error());
+  if (!body) return respond(from_error(body.error()));
   auto list = body->find("reports");
   if (list == body->end() || !list->is_array())
-    return error_response(400, "missing field `reports` (a list of reports, oldest first)");
+    return respond(error_response(400, "missing field `reports` (a list of reports, oldest first)"));
   if (list->size() > max_reports_per_request)
-    return error_response(400, "`reports` holds " + std::to_string(list->size()) + " reports; send at most " +
-                                   std::to_string(max_reports_per_request) + " a request");
+    return respond(error_response(400, "`reports` holds " + std::to_string(list->size()) + " reports; send at most " +
+                                           std::to_string(max_reports_per_request) + " a request"));
   std::vector<Report> parsed;
+  parsed.reserve(list->size());
   for (std::size_t i = 0; i < list->size(); ++i) {
     auto r = parse_report((*list)[i], i);
-    if (!r) return from_error(r.error());
+    if (!r) return respond(from_error(r.error()));
     parsed.push_back(std::move(*r));
   }
-  auto outcome = director_.record_reports(id, parsed);
-  if (!outcome) return from_error(outcome.error());
-  reports_total_ += static_cast<std::uint64_t>(outcome->added);
-  reports_duplicate_total_ += static_cast<std::uint64_t>(outcome->duplicates);
-  if (outcome->verdict_changed && on_verdict_) on_verdict_();
-  return json_response(200, {{"acknowledged", outcome->acknowledged}});
+  enqueue(
+      [this, id, parsed = std::move(parsed)]() -> Applied {
+        auto outcome = director_.record_reports(id, parsed);
+        if (!outcome) return {from_error(outcome.error()), {}};
+        auto counted = [this, added = outcome->added, duplicates = outcome->duplicates,
+                        verdict = outcome->verdict_changed] {
+          reports_total_ += static_cast<std::uint64_t>(added);
+          reports_duplicate_total_ += static_cast<std::uint64_t>(duplicates);
+          if (verdict && on_verdict_) on_verdict_();
+        };
+        return {json_response(200, {{"acknowledged", std::move(outcome->acknowledged)}}), std::move(counted)};
+      },
+      std::move(respond));
+}
+
+void HubApi::enqueue(std::function<Applied()> apply, Respond respond) {
+  group_.push_back(Write{std::move(apply), std::move(respond)});
+  if (group_.size() > 1) return;  // commit_group() is already posted
+  // Posted behind the requests the loop has already read: they join this group.
+  loop_.post([this, alive = alive_] {
+    if (*alive) commit_group();
+  });
+}
+
+void HubApi::commit_group() {
+  struct Group {
+    std::vector<Write> writes;
+    std::vector<Applied> applied;
+  };
+  auto group = std::make_shared<Group>();
+  group->writes = std::move(group_);
+  group_.clear();
+  group->applied.reserve(group->writes.size());
+  auto refuse = [this, group](const Error& why) {
+    director_.drop_caches();  // its writes may not be stored after all
+    log::error("API: cannot store the writes of " + std::to_string(group->writes.size()) + " device requests: " +
+               why.message);
+    for (auto& write : group->writes)
+      write.respond(error_response(503, "the hub could not store this request (" + why.message +
+                                            "); nothing of it is acknowledged: send it again"));
+  };
+  // Each request's own store transaction nests as a savepoint in this one. The answers wait until
+  // the commit is on disk; the loop serves the next requests meanwhile.
+  auto st = director_.store().transaction_then_durable(
+      [&]() -> Status {
+        for (auto& write : group->writes) group->applied.push_back(write.apply());
+        fault::point("hub:before-group-commit");
+        return {};
+      },
+      [this, alive = alive_, group, refuse](Status durable) {
+        if (!*alive) return;
+        if (!durable) return refuse(durable.error());
+        fault::point("hub:after-group-commit");
+        for (std::size_t i = 0; i < group->writes.size(); ++i) {
+          if (group->applied[i].on_commit) group->applied[i].on_commit();
+          group->writes[i].respond(std::move(group->applied[i].response));
+        }
+      });
+  if (!st) refuse(st.error());
 }
 
 ServerResponse HubApi::rollouts() {
@@ -530,6 +594,11 @@ ServerResponse HubApi::metrics() {
   out << "eddy_hub_devices_known " << (known ? *known : 0) << '\n';
   gauge("eddy_hub_fleet_commit_timestamp_seconds", "Committer time of the fleet commit the hub accepted.");
   out << "eddy_hub_fleet_commit_timestamp_seconds " << director_.commit_time() << '\n';
+  out << "# HELP eddy_hub_director_ticks_total Looks of the director at every rollout since the hub started.\n"
+         "# TYPE eddy_hub_director_ticks_total counter\neddy_hub_director_ticks_total "
+      << director_.tick_count() << '\n';
+  gauge("eddy_hub_director_tick_seconds", "How long the director's latest tick took.");
+  out << "eddy_hub_director_tick_seconds " << director_.last_tick_seconds() << '\n';
   return ServerResponse{200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, out.str()};
 }
 

@@ -1,16 +1,27 @@
 // The hub's HTTP API (fleet/API.md): device sync and reports, the operator routes, /metrics
 // and the web page, mapped onto the Director. Transport-free: handle() takes a parsed request
-// and returns the response, so the same code serves plain HTTP and HTTPS (fleet/hub.hpp wires
-// it to platform/http_server). Runs on the thread that owns the Director.
+// and answers it through a callback, so the same code serves plain HTTP and HTTPS
+// (fleet/hub.hpp wires it to platform/http_server). Runs on the loop thread that owns the
+// Director.
+//
+// Group commit: what devices write (syncs and report batches) is not committed one request at
+// a time (each commit waits for the disk). The requests that arrive while the loop is busy are
+// applied together in one transaction, each in a savepoint of its own (a request that fails
+// undoes only its own writes), and each is answered only once that transaction has committed:
+// nothing is acknowledged before it is durable, and a crash before the commit acknowledges
+// nothing of the group.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fleet/director.hpp"
 #include "fleet/tokens.hpp"
+#include "platform/event_loop.hpp"
 #include "platform/http_server.hpp"
 
 namespace eddy::fleet {
@@ -23,21 +34,41 @@ inline constexpr std::size_t max_reports_per_request = 100;
 
 class HubApi {
  public:
-  HubApi(Director& director, TokenFile& device_tokens, TokenFile& operator_tokens);
+  using Respond = std::function<void(http::ServerResponse)>;
 
-  http::ServerResponse handle(const http::ServerRequest& request);
+  HubApi(EventLoop& loop, Director& director, TokenFile& device_tokens, TokenFile& operator_tokens);
+  ~HubApi();
+  HubApi(const HubApi&) = delete;
+  HubApi& operator=(const HubApi&) = delete;
 
-  // Called after a report batch that brought a verdict (an outcome), so the director can look
-  // again before its next tick.
+  // Answer `request` through `respond`: at once, or, for a device's sync or reports, after the
+  // group commit that holds its writes. Loop thread only.
+  void handle(const http::ServerRequest& request, Respond respond);
+
+  // Called after a report batch that brought a verdict (an outcome) was committed, so the
+  // director can look again before its next tick.
   void set_verdict_listener(std::function<void()> listener) { on_verdict_ = std::move(listener); }
 
   std::uint64_t reports_total() const { return reports_total_; }
   std::uint64_t reports_duplicate_total() const { return reports_duplicate_total_; }
 
  private:
-  struct Caller;
-  http::ServerResponse sync(const http::ServerRequest& request, const std::string& device);
-  http::ServerResponse reports(const http::ServerRequest& request, const std::string& device);
+  // What a device request did inside the group's transaction: its answer, and what to do once
+  // the transaction has committed (count, wake the director).
+  struct Applied {
+    http::ServerResponse response;
+    std::function<void()> on_commit;
+  };
+  // A device request waiting for the next group commit.
+  struct Write {
+    std::function<Applied()> apply;
+    Respond respond;
+  };
+
+  void sync(const http::ServerRequest& request, const std::string& device, Respond respond);
+  void reports(const http::ServerRequest& request, const std::string& device, Respond respond);
+  void enqueue(std::function<Applied()> apply, Respond respond);
+  void commit_group();
   http::ServerResponse rollouts();
   http::ServerResponse rollout(const std::string& name);
   http::ServerResponse command(const std::string& name, const std::string& verb, const std::string& by);
@@ -45,12 +76,15 @@ class HubApi {
   http::ServerResponse events(const http::ServerRequest& request);
   http::ServerResponse metrics();
 
+  EventLoop& loop_;
   Director& director_;
   TokenFile& device_tokens_;
   TokenFile& operator_tokens_;
   std::function<void()> on_verdict_;
   std::uint64_t reports_total_ = 0;
   std::uint64_t reports_duplicate_total_ = 0;
+  std::vector<Write> group_;  // waiting for commit_group(), which is posted once
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the posted commit_group()
 };
 
 }  // namespace eddy::fleet

@@ -1,10 +1,12 @@
 #include "fleet/director.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "ota/assignment.hpp"
 #include "platform/log.hpp"
@@ -58,7 +60,7 @@ std::string_view command_name(Command command) {
 // Who is selected and admitted, and each admitted device's verdict, for one generation.
 struct Director::Tally {
   std::vector<std::string> selected;  // ids
-  std::map<std::string, Admission> admitted;
+  std::size_t admitted = 0;           // devices admitted to the generation (selected or not any more)
   DeviceCounts counts;
   int admitted_selected = 0;
   double rate() const {
@@ -135,85 +137,161 @@ Status Director::set_fleet(std::string commit, std::int64_t commit_time, ota::Fl
   commit_ = std::move(commit);
   commit_time_ = commit_time;
   fleet_ = std::move(fleet);
+  std::erase_if(generations_, [&](const auto& kept) { return !find_rollout(kept.first); });
   return {};
 }
 
 Expected<Director::Tally> Director::tally(const ota::Rollout& spec, const RolloutRecord& record,
-                                          const std::vector<DeviceRecord>& devices, bool admit) {
+                                          const KnownDevices& devices, bool admit) {
   Tally t;
   const std::int64_t at = now();
   const auto release = fleet_->releases.find(spec.release);
-  for (const auto& d : devices) {
-    auto identity = identity_of(d);
-    if (!ota::selects(spec, identity)) continue;
-    if (release != fleet_->releases.end() && !ota::compatible_with(release->second, identity)) continue;
-    t.selected.push_back(d.id);
+  // The selector and the release's compatible labels, judged once per distinct label set.
+  std::unordered_map<const Labels*, bool> chosen;
+  for (const auto& [id, labels] : devices) {
+    auto [it, fresh] = chosen.try_emplace(labels.get(), false);
+    if (fresh) {
+      const ota::DeviceIdentity identity{id, *labels};
+      it->second = ota::selects(spec, identity) &&
+                   (release == fleet_->releases.end() || ota::compatible_with(release->second, identity));
+    }
+    if (it->second) t.selected.push_back(id);
   }
-  auto admissions = store_.admissions(record.name, record.generation);
-  if (!admissions) return std::unexpected(admissions.error());
-  for (auto& a : *admissions) t.admitted.emplace(a.device, a);
-
+  auto kept = generation(record.name, record.generation);
+  if (!kept) return std::unexpected(kept.error());
+  Generation& g = **kept;
+  auto is_admitted = [&g](const std::string& id) {
+    auto it = g.devices.find(id);
+    return it != g.devices.end() && it->second.admitted_at >= 0;
+  };
   if (admit) {
     const double percent = spec.steps[static_cast<std::size_t>(record.step)];
-    std::vector<std::pair<double, std::string>> waiting;  // place, id
+    std::vector<std::pair<double, const std::string*>> waiting;  // place, id
     for (const auto& id : t.selected) {
-      if (t.admitted.contains(id)) continue;
+      if (is_admitted(id)) continue;
       const double place = ota::place_in_line(id, spec.name);
       if (place < percent) {
-        Admission a{id, at, record.step};
-        if (auto st = store_.admit(record.name, record.generation, a); !st) return std::unexpected(st.error());
-        t.admitted.emplace(id, a);
+        if (auto st = this->admit(g, record.name, id, at, record.step); !st) return std::unexpected(st.error());
       } else {
-        waiting.emplace_back(place, id);
+        waiting.emplace_back(place, &id);
       }
     }
     // A step must be able to close: admit the lowest places up to min(minDevices, selected).
     const std::size_t need = std::min<std::size_t>(static_cast<std::size_t>(spec.min_devices), t.selected.size());
-    std::sort(waiting.begin(), waiting.end());
-    for (const auto& [place, id] : waiting) {
-      if (t.admitted.size() >= need) break;
-      Admission a{id, at, record.step};
-      if (auto st = store_.admit(record.name, record.generation, a); !st) return std::unexpected(st.error());
-      t.admitted.emplace(id, a);
+    if (g.admitted < need) {
+      std::sort(waiting.begin(), waiting.end(),
+                [](const auto& x, const auto& y) { return x.first < y.first || (x.first == y.first && *x.second < *y.second); });
+      for (const auto& [place, id] : waiting) {
+        if (g.admitted >= need) break;
+        if (auto st = this->admit(g, record.name, *id, at, record.step); !st) return std::unexpected(st.error());
+      }
     }
   }
 
-  auto facts = store_.facts(record.name, record.generation);
-  if (!facts) return std::unexpected(facts.error());
-  std::unordered_map<std::string, const VerdictFact*> by_device;
-  for (const auto& f : *facts) by_device.emplace(f.device, &f);
+  t.admitted = g.admitted;
   const std::int64_t deadline = spec.progress_deadline.count();
-  for (const auto& [id, a] : t.admitted) {
-    auto it = by_device.find(id);
-    const VerdictFact* fact = it == by_device.end() ? nullptr : it->second;
-    if (fact && fact->outcome == "committed") ++t.counts.succeeded;
-    else if (fact && is_outcome(fact->outcome)) ++t.counts.failed;
-    else if (at - a.admitted_at > deadline) ++t.counts.failed;  // stuck
-    else if (fact) ++t.counts.in_progress;
+  for (const auto& [id, d] : g.devices) {
+    if (d.admitted_at < 0) continue;
+    if (d.outcome == "committed") ++t.counts.succeeded;
+    else if (is_outcome(d.outcome)) ++t.counts.failed;
+    else if (at - d.admitted_at > deadline) ++t.counts.failed;  // stuck
+    else if (d.reported) ++t.counts.in_progress;
     else ++t.counts.no_data;
   }
   for (const auto& id : t.selected) {
-    if (t.admitted.contains(id)) ++t.admitted_selected;
+    if (is_admitted(id)) ++t.admitted_selected;
     else ++t.counts.waiting;
   }
   return t;
 }
 
-Status Director::tick() {
-  if (!fleet_) return {};
-  auto devices = store_.devices();
-  if (!devices) return std::unexpected(devices.error());
-  for (const auto& spec : fleet_->rollouts) {
-    if (auto st = tick_one(spec, *devices); !st) {
-      log::error("rollout " + spec.name + ": " + st.error().message);
-      return st;
-    }
+Expected<const Director::KnownDevices*> Director::known_devices() {
+  if (!known_) {
+    auto devices = store_.devices();
+    if (!devices) return std::unexpected(devices.error());
+    KnownDevices known;
+    known.reserve(devices->size());
+    for (const auto& d : *devices) known.emplace(d.id, shared_labels(d.labels));
+    known_ = std::move(known);
+  }
+  return &*known_;
+}
+
+std::shared_ptr<const Labels> Director::shared_labels(const Labels& labels) {
+  auto it = label_sets_.find(labels);
+  if (it == label_sets_.end()) it = label_sets_.emplace(labels, std::make_shared<const Labels>(labels)).first;
+  return it->second;
+}
+
+void Director::drop_caches() {
+  known_.reset();
+  label_sets_.clear();
+  generations_.clear();
+}
+
+Expected<Director::Generation*> Director::generation(const std::string& rollout, std::int64_t number) {
+  auto it = generations_.find(rollout);
+  if (it != generations_.end() && it->second.number == number) return &it->second;
+  Generation g;
+  g.number = number;
+  auto admissions = store_.admissions(rollout, number);
+  if (!admissions) return std::unexpected(admissions.error());
+  for (const auto& a : *admissions) g.devices[a.device].admitted_at = a.admitted_at;
+  g.admitted = admissions->size();
+  auto facts = store_.facts(rollout, number);
+  if (!facts) return std::unexpected(facts.error());
+  for (const auto& f : *facts) {
+    auto& d = g.devices[f.device];
+    d.reported = true;
+    d.outcome = f.outcome;
+  }
+  return &(generations_.insert_or_assign(rollout, std::move(g)).first->second);
+}
+
+Status Director::admit(Generation& generation, const std::string& rollout, const std::string& device,
+                       std::int64_t at, int step) {
+  if (auto st = store_.admit(rollout, generation.number, Admission{device, at, step}); !st) return st;
+  auto& d = generation.devices[device];
+  if (d.admitted_at < 0) {
+    d.admitted_at = at;
+    ++generation.admitted;
   }
   return {};
 }
 
-Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices) {
-  return store_.transaction([&]() -> Status {
+Status Director::note_fact(const std::string& rollout, std::int64_t generation, const std::string& device,
+                           std::int64_t at, const std::string& outcome, const std::string& message) {
+  if (auto st = store_.record_fact(rollout, generation, device, at, outcome, message); !st) return st;
+  auto it = generations_.find(rollout);
+  if (it == generations_.end() || it->second.number != generation) return {};  // read when needed
+  auto& d = it->second.devices[device];
+  d.reported = true;
+  if (!outcome.empty()) d.outcome = outcome;
+  return {};
+}
+
+Status Director::tick() {
+  if (!fleet_) return {};
+  const auto began = std::chrono::steady_clock::now();
+  ++tick_count_;
+  std::erase_if(label_sets_, [](const auto& entry) { return entry.second.use_count() == 1; });
+  auto st = [&]() -> Status {
+    auto devices = known_devices();
+    if (!devices) return std::unexpected(devices.error());
+    for (const auto& spec : fleet_->rollouts) {
+      if (auto s = tick_one(spec, **devices); !s) {
+        log::error("rollout " + spec.name + ": " + s.error().message);
+        return s;
+      }
+    }
+    return {};
+  }();
+  last_tick_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  return st;
+}
+
+Status Director::tick_one(const ota::Rollout& spec, const KnownDevices& devices) {
+  auto looked = store_.transaction([&]() -> Status {
     auto stored = store_.rollout(spec.name);
     if (!stored) return std::unexpected(stored.error());
     if (!*stored) return {};  // set_fleet makes the row; nothing to look at before it
@@ -224,7 +302,7 @@ Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceReco
       if (record.state == "complete") {
         auto t = tally(spec, record, devices, true);
         if (!t) return std::unexpected(t.error());
-        counts_[spec.name] = {static_cast<int>(t->selected.size()), static_cast<int>(t->admitted.size())};
+        counts_[spec.name] = {static_cast<int>(t->selected.size()), static_cast<int>(t->admitted)};
       }
       return {};
     }
@@ -232,7 +310,7 @@ Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceReco
     if (!t) return std::unexpected(t.error());
     const std::int64_t at = now();
     const double rate = t->rate();
-    const int admitted = static_cast<int>(t->admitted.size());
+    const int admitted = static_cast<int>(t->admitted);
     const int selected = static_cast<int>(t->selected.size());
     counts_[spec.name] = {selected, admitted};
     Verdict v{at, "wait", rate, spec.max_failure_rate, {}};
@@ -306,14 +384,14 @@ Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceReco
       record.step_started_at = at;
       auto widened = tally(spec, record, devices, true);
       if (!widened) return std::unexpected(widened.error());
-      counts_[spec.name] = {selected, static_cast<int>(widened->admitted.size())};
+      counts_[spec.name] = {selected, static_cast<int>(widened->admitted)};
       v.decision = "widen";
-      v.message = step_text(spec, record.step) + ": " + std::to_string(widened->admitted.size()) +
+      v.message = step_text(spec, record.step) + ": " + std::to_string(widened->admitted) +
                   " devices admitted; " + failures + ", within maxFailureRate " + rate_text(spec.max_failure_rate);
       record.last_verdict = v;
       if (auto st = store_.save_rollout(record); !st) return st;
       const std::string message =
-          step_text(spec, record.step) + ": " + std::to_string(widened->admitted.size()) + " devices admitted";
+          step_text(spec, record.step) + ": " + std::to_string(widened->admitted) + " devices admitted";
       if (auto st = add_event(record, "step", message, rate, spec.max_failure_rate); !st) return st;
       notify("step", record, spec, message, rate, spec.max_failure_rate);
       return {};
@@ -322,15 +400,15 @@ Status Director::tick_one(const ota::Rollout& spec, const std::vector<DeviceReco
     record.last_verdict = v;
     return store_.save_rollout(record);
   });
+  if (!looked) drop_caches();  // admissions it kept may not be stored
+  return looked;
 }
 
 Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
   std::vector<Gate> gates;
   auto st = store_.transaction([&]() -> Status {
     const std::int64_t at = now();
-    auto known = store_.device(device.id);
-    if (!known) return std::unexpected(known.error());
-    device.first_seen = *known ? (*known)->first_seen : at;
+    device.first_seen = at;  // save_device keeps the first one of a device it knows
     device.last_seen = at;
     if (auto s = store_.save_device(device); !s) return s;
     if (!fleet_) return {};
@@ -349,25 +427,25 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
           target != device.targets.end() && target->second.release == record.release) {
         const std::string& state = target->second.state;
         if (state == "committed") {
-          if (auto s = store_.record_fact(spec.name, record.generation, device.id, at, "committed",
-                                          "runs " + record.release + ", committed");
+          if (auto s = note_fact(spec.name, record.generation, device.id, at, "committed",
+                                 "runs " + record.release + ", committed");
               !s)
             return s;
         } else if (!state.empty() && !is_outcome(state)) {
-          if (auto s = store_.record_fact(spec.name, record.generation, device.id, at, "", "state " + state); !s)
-            return s;
+          if (auto s = note_fact(spec.name, record.generation, device.id, at, "", "state " + state); !s) return s;
         }
       }
 
       const bool open = record.state == "progressing" || record.state == "complete";
       const double percent = spec.steps[static_cast<std::size_t>(record.step)];
       const double place = ota::place_in_line(device.id, spec.name);
-      auto admission = store_.admission(spec.name, record.generation, device.id);
-      if (!admission) return std::unexpected(admission.error());
-      if (open && !*admission && place < percent) {
-        Admission a{device.id, at, record.step};
-        if (auto s = store_.admit(spec.name, record.generation, a); !s) return s;
-        *admission = a;
+      auto kept = generation(spec.name, record.generation);
+      if (!kept) return std::unexpected(kept.error());
+      auto known = (*kept)->devices.find(device.id);
+      bool admitted = known != (*kept)->devices.end() && known->second.admitted_at >= 0;
+      if (open && !admitted && place < percent) {
+        if (auto s = admit(**kept, spec.name, device.id, at, record.step); !s) return s;
+        admitted = true;
         auto& c = counts_[spec.name];
         c.second += 1;
       }
@@ -378,7 +456,7 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
       g.state = record.state;
       g.step = record.step;
       g.percent = percent;
-      g.admitted = open && admission->has_value();
+      g.admitted = open && admitted;
       g.rollback = record.state == "rolled-back";
       auto c = counts_[spec.name];
       const std::string step = step_text(spec, record.step);
@@ -400,7 +478,11 @@ Expected<std::vector<Gate>> Director::sync(DeviceRecord device) {
     }
     return {};
   });
-  if (!st) return std::unexpected(st.error());
+  if (!st) {
+    drop_caches();
+    return std::unexpected(st.error());
+  }
+  if (known_) (*known_)[device.id] = shared_labels(device.labels);
   return gates;
 }
 
@@ -409,6 +491,13 @@ Expected<ReportsOutcome> Director::record_reports(std::string_view device, const
   auto st = store_.transaction([&]() -> Status {
     const std::int64_t at = now();
     std::map<std::string, std::optional<RolloutRecord>> records;  // by rollout name, read once
+    // What the batch says for each rollout, written once: the latest report with an outcome, or
+    // else the latest report (record_fact in report order would end the same).
+    struct Fact {
+      std::int64_t generation = 0;
+      std::string outcome, message;
+    };
+    std::map<std::string, Fact> facts;
     for (const auto& report : reports) {
       auto added = store_.add_report(device, report, at);
       if (!added) return std::unexpected(added.error());
@@ -439,16 +528,23 @@ Expected<ReportsOutcome> Director::record_reports(std::string_view device, const
       const std::string outcome = report.kind == "transition" && is_outcome(report.outcome) ? report.outcome : "";
       std::string message = report.message;
       if (message.empty() && !report.to.empty()) message = report.from + " -> " + report.to;
-      if (auto s = store_.record_fact(name, record->generation, device, at, outcome, message); !s) return s;
+      auto& fact = facts[name];
+      if (!outcome.empty() || fact.outcome.empty()) fact = Fact{record->generation, outcome, std::move(message)};
       if (!outcome.empty()) out.verdict_changed = true;
     }
+    for (const auto& [name, fact] : facts)
+      if (auto s = note_fact(name, fact.generation, std::string(device), at, fact.outcome, fact.message); !s)
+        return s;
     return {};
   });
-  if (!st) return std::unexpected(st.error());
+  if (!st) {
+    drop_caches();
+    return std::unexpected(st.error());
+  }
   return out;
 }
 
-Expected<RolloutStatus> Director::make_status(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices) {
+Expected<RolloutStatus> Director::make_status(const ota::Rollout& spec, const KnownDevices& devices) {
   auto stored = store_.rollout(spec.name);
   if (!stored) return std::unexpected(stored.error());
   if (!*stored) return make_error(Errc::not_found, "rollout `" + spec.name + "` has no state yet");
@@ -458,7 +554,7 @@ Expected<RolloutStatus> Director::make_status(const ota::Rollout& spec, const st
   auto t = tally(spec, s.record, devices, false);
   if (!t) return std::unexpected(t.error());
   s.selected = static_cast<int>(t->selected.size());
-  s.admitted = static_cast<int>(t->admitted.size());
+  s.admitted = static_cast<int>(t->admitted);
   s.devices = t->counts;
   auto events = store_.events(0, &spec.name, status_events);
   if (!events) return std::unexpected(events.error());
@@ -471,18 +567,18 @@ Expected<RolloutStatus> Director::status(std::string_view rollout) {
   if (!spec)
     return make_error(Errc::not_found, "no rollout `" + std::string(rollout) + "` in the hub's fleet commit" +
                                            (commit_.empty() ? " (no commit accepted yet)" : " " + commit_.substr(0, 7)));
-  auto devices = store_.devices();
+  auto devices = known_devices();
   if (!devices) return std::unexpected(devices.error());
-  return make_status(*spec, *devices);
+  return make_status(*spec, **devices);
 }
 
 Expected<std::vector<RolloutStatus>> Director::statuses() {
   std::vector<RolloutStatus> out;
   if (!fleet_) return out;
-  auto devices = store_.devices();
+  auto devices = known_devices();
   if (!devices) return std::unexpected(devices.error());
   for (const auto& spec : fleet_->rollouts) {
-    auto s = make_status(spec, *devices);
+    auto s = make_status(spec, **devices);
     if (!s) return std::unexpected(s.error());
     out.push_back(std::move(*s));
   }
@@ -559,11 +655,11 @@ Expected<RolloutStatus> Director::command(std::string_view rollout, Command comm
     return {};
   });
   if (!st) return std::unexpected(st.error());
-  auto devices = store_.devices();
+  auto devices = known_devices();
   if (!devices) return std::unexpected(devices.error());
   // Let the command take effect at once (admissions of a promoted step, a resumed verdict).
-  if (auto t = tick_one(*spec, *devices); !t) return std::unexpected(t.error());
-  return make_status(*spec, *devices);
+  if (auto t = tick_one(*spec, **devices); !t) return std::unexpected(t.error());
+  return make_status(*spec, **devices);
 }
 
 }  // namespace eddy::fleet

@@ -31,9 +31,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +48,8 @@ namespace eddy::fleet {
 
 // Unix seconds.
 using Clock = std::function<std::int64_t()>;
+
+using Labels = std::map<std::string, std::string>;
 
 // What a webhook posts (fleet/API.md, "Webhooks").
 struct WebhookEvent {
@@ -107,6 +111,9 @@ class Director {
 
   // One look at every rollout.
   Status tick();
+  // Ticks since start (of a loaded fleet), and how long the latest took (for /metrics).
+  std::uint64_t tick_count() const { return tick_count_; }
+  double last_tick_seconds() const { return last_tick_seconds_; }
 
   // A device's sync: remember it (labels, commit, targets; last_seen = now) and answer the
   // gates of every rollout that selects it and whose release it can run.
@@ -126,21 +133,47 @@ class Director {
   // The hub's own events (a refused fleet commit, ...): stored with rollout "".
   Status record_hub_event(std::string_view kind, std::string_view message);
 
+  // Read what the director keeps of the store (the known devices' labels, each rollout's
+  // admissions and verdict facts) again at the next look: after a transaction that wrote them
+  // did not commit after all (the group commit of fleet/api.hpp). Its own failed transactions
+  // do this by themselves.
+  void drop_caches();
+
   Store& store() { return store_; }
   std::int64_t now() const { return clock_(); }
 
  private:
   struct Tally;
-  Expected<Tally> tally(const ota::Rollout& spec, const RolloutRecord& record, const std::vector<DeviceRecord>& devices,
-                        bool admit);
-  Status tick_one(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices);
+  // Every known device's labels (a label set is shared by the devices that have it).
+  using KnownDevices = std::unordered_map<std::string, std::shared_ptr<const Labels>>;
+  Expected<const KnownDevices*> known_devices();
+  std::shared_ptr<const Labels> shared_labels(const Labels& labels);
+  // A rollout generation's admitted devices and what each reported for its release.
+  struct Generation {
+    struct Device {
+      std::int64_t admitted_at = -1;  // -1: not admitted
+      bool reported = false;          // reported anything for the release
+      std::string outcome;            // as in VerdictFact
+    };
+    std::int64_t number = 0;
+    std::unordered_map<std::string, Device> devices;  // admitted, or reported for the release
+    std::size_t admitted = 0;
+  };
+  Expected<Generation*> generation(const std::string& rollout, std::int64_t number);
+  // Store and keep: an admission (kept from the first time) and a fact (fleet/store.hpp).
+  Status admit(Generation& generation, const std::string& rollout, const std::string& device, std::int64_t at,
+               int step);
+  Status note_fact(const std::string& rollout, std::int64_t generation, const std::string& device, std::int64_t at,
+                   const std::string& outcome, const std::string& message);
+  Expected<Tally> tally(const ota::Rollout& spec, const RolloutRecord& record, const KnownDevices& devices, bool admit);
+  Status tick_one(const ota::Rollout& spec, const KnownDevices& devices);
   Status start_generation(RolloutRecord& record, const ota::Rollout& spec, std::string_view why);
   Status add_event(const RolloutRecord& record, std::string_view kind, std::string_view message,
                    std::optional<double> value = {}, std::optional<double> threshold = {});
   void notify(std::string_view kind, const RolloutRecord& record, const ota::Rollout& spec, std::string_view message,
               double value, double threshold);
   const ota::Rollout* find_rollout(std::string_view name) const;
-  Expected<RolloutStatus> make_status(const ota::Rollout& spec, const std::vector<DeviceRecord>& devices);
+  Expected<RolloutStatus> make_status(const ota::Rollout& spec, const KnownDevices& devices);
 
   Store& store_;
   Clock clock_;
@@ -150,6 +183,14 @@ class Director {
   std::function<void(const WebhookEvent&)> webhook_;
   // Selected and admitted counts of each rollout at its last tick, for the sync answer's words.
   std::map<std::string, std::pair<int, int>, std::less<>> counts_;
+  std::uint64_t tick_count_ = 0;
+  double last_tick_seconds_ = 0;
+  // What each look needs of the store, kept instead of read (and parsed) at every tick: loaded
+  // at the first look, then updated by the director's own writes (it is the only writer of
+  // devices, admissions and facts), and dropped when a transaction that wrote them failed.
+  std::optional<KnownDevices> known_;
+  std::map<Labels, std::shared_ptr<const Labels>> label_sets_;
+  std::map<std::string, Generation, std::less<>> generations_;  // by rollout name: its current one
 };
 
 // "10", "2.5": a percent as people read it.

@@ -25,6 +25,7 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
   auto store = SqliteStore::open(config.data_dir / "hub.db");
   if (!store) return std::unexpected(store.error());
   h.store_ = std::move(*store);
+  if (auto st = h.store_->sync_in_background(loop); !st) return std::unexpected(st.error());
   auto device_tokens = TokenFile::load(config.device_tokens);
   if (!device_tokens) return std::unexpected(device_tokens.error().with_context("devices.tokens"));
   h.device_tokens_ = std::make_unique<TokenFile>(std::move(*device_tokens));
@@ -57,7 +58,7 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
     }
   }
 
-  h.api_ = std::make_unique<HubApi>(*h.director_, *h.device_tokens_, *h.operator_tokens_);
+  h.api_ = std::make_unique<HubApi>(loop, *h.director_, *h.device_tokens_, *h.operator_tokens_);
   h.api_->set_verdict_listener([&h] { h.request_tick(); });
   http::ServerOptions server_options;
   server_options.listen = config.listen;
@@ -67,7 +68,7 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
   auto server = http::Server::start(
       loop, server_options,
       [api = h.api_.get()](http::ServerRequest request, std::function<void(http::ServerResponse)> respond) {
-        respond(api->handle(request));
+        api->handle(request, std::move(respond));
       });
   if (!server) return std::unexpected(server.error());
   h.server_ = std::move(*server);

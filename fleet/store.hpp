@@ -14,7 +14,9 @@
 #include <string_view>
 #include <vector>
 
+#include "fleet/store_wal_sync.hpp"
 #include "platform/error.hpp"
+#include "platform/event_loop.hpp"
 #include "storage/database.hpp"
 
 namespace eddy::fleet {
@@ -99,6 +101,16 @@ class Store {
 
   // Run `body` atomically: everything it wrote, or nothing.
   virtual Status transaction(const std::function<Status()>& body) = 0;
+  // The same, but the store may return once the transaction is committed and before it is on
+  // disk: `on_durable` is called (later, on the store's thread) when it is, or with the error
+  // that kept it from being. Not called when the transaction failed (the error is returned).
+  // By default the commit waits for the disk and `on_durable` is called at once.
+  virtual Status transaction_then_durable(const std::function<Status()>& body,
+                                          std::function<void(Status)> on_durable) {
+    auto st = transaction(body);
+    if (st) on_durable({});
+    return st;
+  }
 
   virtual Expected<std::optional<std::string>> get(std::string_view key) = 0;
   virtual Status put(std::string_view key, std::string_view value) = 0;
@@ -139,8 +151,17 @@ class Store {
 class SqliteStore final : public Store {
  public:
   static Expected<std::unique_ptr<SqliteStore>> open(const std::filesystem::path& file);
+  ~SqliteStore() override;
+
+  // From now on transaction_then_durable() commits without waiting for the disk and syncs the
+  // write-ahead log on a thread of its own, calling back on `loop` (fleet/store_wal_sync.hpp);
+  // transaction() still returns only once its commit is on disk. Without it, both wait for the
+  // disk within the commit (synchronous=FULL).
+  Status sync_in_background(EventLoop& loop);
 
   Status transaction(const std::function<Status()>& body) override;
+  Status transaction_then_durable(const std::function<Status()>& body,
+                                  std::function<void(Status)> on_durable) override;
   Expected<std::optional<std::string>> get(std::string_view key) override;
   Status put(std::string_view key, std::string_view value) override;
   Status save_device(const DeviceRecord& device) override;
@@ -165,9 +186,11 @@ class SqliteStore final : public Store {
   storage::Database& database() { return db_; }
 
  private:
-  explicit SqliteStore(storage::Database db) : db_(std::move(db)) {}
+  explicit SqliteStore(storage::Database db);
   Expected<std::vector<DeviceRecord>> query_devices(std::string_view where, const std::vector<storage::Value>& params);
   storage::Database db_;
+  std::unique_ptr<WalSync> wal_sync_;
+  int depth_ = 0;  // transactions open (nested ones are savepoints of the outer one)
 };
 
 }  // namespace eddy::fleet

@@ -18,13 +18,24 @@ std::string Row::text(int column) const {
 
 bool Row::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
+namespace {
+// Distinct statements kept at most; SQL texts beyond them are compiled for each use.
+constexpr std::size_t max_kept_statements = 128;
+}  // namespace
+
 Database::Database(Database&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)), schema_version_(other.schema_version_) {}
+    : db_(std::exchange(other.db_, nullptr)), statements_(std::move(other.statements_)), path_(std::move(other.path_)),
+      schema_version_(other.schema_version_) {
+  other.statements_.clear();
+}
 
 Database& Database::operator=(Database&& other) noexcept {
   if (this != &other) {
+    finalize_all();
     if (db_) sqlite3_close_v2(db_);
     db_ = std::exchange(other.db_, nullptr);
+    statements_ = std::move(other.statements_);
+    other.statements_.clear();
     path_ = std::move(other.path_);
     schema_version_ = other.schema_version_;
   }
@@ -32,7 +43,13 @@ Database& Database::operator=(Database&& other) noexcept {
 }
 
 Database::~Database() {
+  finalize_all();
   if (db_) sqlite3_close_v2(db_);
+}
+
+void Database::finalize_all() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  statements_.clear();
 }
 
 Error Database::db_error(std::string_view what) const {
@@ -82,8 +99,17 @@ Expected<Database> Database::open(const std::filesystem::path& path, const std::
 
 Expected<sqlite3_stmt*> Database::prepare(std::string_view sql, const std::vector<Value>& params) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
-    return std::unexpected(db_error("prepare `" + std::string(sql) + "`"));
+  auto kept = statements_.find(sql);
+  // A kept statement still running (a query made from inside another's row callback) is left
+  // alone: this use gets one of its own.
+  if (kept != statements_.end() && !sqlite3_stmt_busy(kept->second)) {
+    stmt = kept->second;
+  } else {
+    if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
+      return std::unexpected(db_error("prepare `" + std::string(sql) + "`"));
+    if (kept == statements_.end() && stmt && statements_.size() < max_kept_statements)
+      statements_.emplace(std::string(sql), stmt);
+  }
   for (std::size_t i = 0; i < params.size(); ++i) {
     int idx = static_cast<int>(i + 1);
     int rc = std::visit(
@@ -96,8 +122,9 @@ Expected<sqlite3_stmt*> Database::prepare(std::string_view sql, const std::vecto
         },
         params[i]);
     if (rc != SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      return std::unexpected(db_error("bind"));
+      auto err = db_error("bind");
+      finish(sql, stmt);
+      return std::unexpected(err);
     }
   }
   return stmt;
@@ -120,11 +147,21 @@ Status Database::query(std::string_view sql, const std::vector<Value>& params,
     }
     if (rc == SQLITE_DONE) break;
     auto err = db_error("run `" + std::string(sql.substr(0, 60)) + "`");
-    sqlite3_finalize(*stmt);
+    finish(sql, *stmt);
     return std::unexpected(err);
   }
-  sqlite3_finalize(*stmt);
+  finish(sql, *stmt);
   return {};
+}
+
+void Database::finish(std::string_view sql, sqlite3_stmt* stmt) {
+  auto kept = statements_.find(sql);
+  if (kept != statements_.end() && kept->second == stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+  } else {
+    sqlite3_finalize(stmt);
+  }
 }
 
 Expected<std::optional<std::string>> Database::query_text(std::string_view sql, const std::vector<Value>& params) {

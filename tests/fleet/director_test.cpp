@@ -567,3 +567,53 @@ TEST_F(DirectorTest, StateSurvivesANewDirectorOnTheSameStore) {
 
 }  // namespace
 }  // namespace eddy::fleet
+
+namespace eddy::fleet {
+namespace {
+
+// The director keeps the devices' labels, admissions and facts instead of reading them at each
+// look: a device that changes its labels is judged by the new ones at once, and what it keeps
+// is what the store holds: a new director (a restarted hub) and one that dropped its caches (a
+// group commit that did not commit) count the same.
+TEST_F(DirectorTest, WhatTheDirectorKeepsIsWhatTheStoreHolds) {
+  set_fleet("app-1.0", {.steps = {100}, .bake = 1h, .selector = {{"site", "berlin"}}});
+  add_devices(4);
+  sync("dev-4", {{"site", "paris"}});
+  EXPECT_EQ(tick().selected, 4);
+  sync("dev-4", {{"site", "berlin"}, {"hw", "pi4"}});
+  sync("dev-0", {{"site", "paris"}});
+  report("dev-1", "app-1.0", "committed");
+  report("dev-2", "app-1.0", "");
+  sync("dev-3", {{"site", "berlin"}}, {{"app", TargetState{"1.0", "app-1.0", "committed"}}});
+  report("dev-9", "app-1.0", "rolled-back");  // not admitted: its fact does not count
+  auto s = tick();
+  EXPECT_EQ(s.selected, 4);
+  EXPECT_EQ(s.devices.waiting, 0);
+  EXPECT_EQ(s.admitted, 5);  // dev-0 stays admitted (admission is sticky) but is no longer selected
+  EXPECT_EQ(s.devices.succeeded, 2);
+  EXPECT_EQ(s.devices.in_progress, 1);
+  EXPECT_EQ(s.devices.no_data, 2);
+  EXPECT_EQ(s.devices.failed, 0);
+
+  auto same = [&](const RolloutStatus& other) {
+    EXPECT_EQ(other.selected, s.selected);
+    EXPECT_EQ(other.admitted, s.admitted);
+    EXPECT_EQ(other.devices.succeeded, s.devices.succeeded);
+    EXPECT_EQ(other.devices.in_progress, s.devices.in_progress);
+    EXPECT_EQ(other.devices.no_data, s.devices.no_data);
+    EXPECT_EQ(other.devices.waiting, s.devices.waiting);
+  };
+  director_->drop_caches();
+  same(status());
+  Director restarted(*store_, [this] { return now_; });
+  ota::Fleet fleet;
+  fleet.releases.emplace("app-1.0", make_release("app-1.0"));
+  fleet.rollouts.push_back(make_rollout("app-1.0", {.steps = {100}, .bake = 1h, .selector = {{"site", "berlin"}}}));
+  ASSERT_TRUE(restarted.set_fleet("c1", kStart, std::move(fleet)));
+  auto again = restarted.status("app");
+  ASSERT_TRUE(again) << again.error().message;
+  same(*again);
+}
+
+}  // namespace
+}  // namespace eddy::fleet

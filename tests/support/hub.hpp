@@ -45,6 +45,7 @@ class HubProcess {
   std::optional<int> stop();
   void kill9();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   std::string url() const { return url_; }
   std::string log() const;
 
