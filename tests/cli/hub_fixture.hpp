@@ -113,8 +113,15 @@ class HubCliFixture : public ::testing::Test {
 
   // `eddy ARGS` with the hub and the operator token in the environment, and nothing from the
   // user's own (HOME and XDG_CONFIG_HOME point into the test's folder).
-  CommandResult eddy(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const {
+  // With `tee_to`, what it prints also goes to that file as it prints it (for a test that must
+  // see a running `--wait` get somewhere).
+  CommandResult eddy(std::vector<std::string> args, std::map<std::string, std::string> env = {},
+                     const std::filesystem::path& tee_to = {}) const {
     args.insert(args.begin(), eddy_path().string());
+    if (!tee_to.empty()) {
+      args.insert(args.begin(), {"bash", "-c", "set -o pipefail; \"$@\" 2>&1 | tee \"$EDDY_TEST_TEE\"", "bash"});
+      env["EDDY_TEST_TEE"] = tee_to.string();
+    }
     std::map<std::string, std::string> base{{"EDDY_HUB", hub_->url()},
                                             {"EDDY_TOKEN", operator_token},
                                             {"EDDY_TOKEN_FILE", ""},

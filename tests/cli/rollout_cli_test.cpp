@@ -194,9 +194,16 @@ TEST_F(RolloutCliTest, WaitFollowsARolloutUntilItCompletesOrHalts) {
   start_hub("app-1.0.0");
   play_devices("1.0.0", "");  // the devices register; none has a verdict yet
 
+  // Its output also goes to a file, so that the devices play only once it has shown step 1:
+  // a fast hub could otherwise close step 1 between two of its looks.
+  const auto shown = dir_ / "wait-output";
   auto waiting = std::async(std::launch::async, [&] {
-    return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms"});
+    return eddy({"rollout", "status", "app", "--wait", "--interval", "100ms"}, {}, shown);
   });
+  ASSERT_TRUE(wait_until([&] {
+    return std::filesystem::exists(shown) &&
+           contains(eddy::testing::read_file(shown), "  app  progressing  step 1/2 50%  ");
+  }));
   // Devices take what they are admitted to, step by step, until the hub closes the last step.
   auto result = play_until_done(waiting, "1.0.0", "committed");
   EXPECT_EQ(result.exit_code, 0) << result.output;
