@@ -53,3 +53,15 @@ CONFFILES:${PN} = "${sysconfdir}/eddy/eddyd.yaml"
 # Shared libraries are found by the shlibs scan; these are what eddyd needs at run time
 # beyond them: CA certificates for https:// fleet repositories and hubs.
 RDEPENDS:${PN} = "ca-certificates"
+
+# The hub (`cmake --install` builds and installs it too) is a package of its own, eddy-hub,
+# as in the Debian packages: a device image takes `eddy` only.
+PACKAGES =+ "${PN}-hub"
+FILES:${PN}-hub = "${sbindir}/eddy-hub ${systemd_system_unitdir}/eddy-hub.service \
+                   ${sysconfdir}/eddy/hub.yaml"
+CONFFILES:${PN}-hub = "${sysconfdir}/eddy/hub.yaml"
+RDEPENDS:${PN}-hub = "ca-certificates"
+do_install:append() {
+    install -D -m 0644 ${S}/packaging/eddy-hub.service ${D}${systemd_system_unitdir}/eddy-hub.service
+    install -D -m 0644 ${S}/packaging/hub.yaml ${D}${sysconfdir}/eddy/hub.yaml
+}
