@@ -61,6 +61,10 @@ FILES:${PN}-hub = "${sbindir}/eddy-hub ${systemd_system_unitdir}/eddy-hub.servic
                    ${sysconfdir}/eddy/hub.yaml"
 CONFFILES:${PN}-hub = "${sysconfdir}/eddy/hub.yaml"
 RDEPENDS:${PN}-hub = "ca-certificates"
+# The system user the hub's unit runs as (packaging/eddy-hub.sysusers), made at image build time.
+USERADD_PACKAGES += "${PN}-hub"
+USERADD_PARAM:${PN}-hub = "--system --user-group --home-dir /var/lib/eddy-hub --no-create-home \
+                           --shell /sbin/nologin eddy-hub"
 do_install:append() {
     install -D -m 0644 ${S}/packaging/eddy-hub.service ${D}${systemd_system_unitdir}/eddy-hub.service
     install -D -m 0644 ${S}/packaging/hub.yaml ${D}${sysconfdir}/eddy/hub.yaml
