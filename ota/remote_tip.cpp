@@ -183,7 +183,7 @@ Expected<std::optional<std::string>> file_tip(const std::string& url, const std:
   auto read_all = [&](const stdfs::path& file) -> Expected<std::optional<std::string>> {
     std::ifstream in(file, std::ios::binary);
     if (!in) {
-      if (errno == ENOENT) return std::optional<std::string>();
+      if (errno == ENOENT || errno == ENOTDIR) return std::optional<std::string>();
       return std::unexpected(errno_error(errno, "open", file.string()));
     }
     std::string text;
@@ -248,19 +248,22 @@ Expected<std::optional<std::string>> git_tip(const std::string& url, const std::
   for (;;) {
     auto end = advertisement_end(data, false);
     if (!end) return std::unexpected(end.error().with_context(what));
+    if ((*end ? **end : data.size()) > kMaxAdvertisementBytes)
+      return make_error(Errc::too_large, what + ": the ref advertisement is larger than " +
+                                             std::to_string(kMaxAdvertisementBytes) + " bytes");
     if (*end) {
       data.resize(**end);
       break;
     }
-    if (data.size() > kMaxAdvertisementBytes)
-      return make_error(Errc::too_large, what + ": the ref advertisement is larger than " +
-                                             std::to_string(kMaxAdvertisementBytes) + " bytes");
     auto n = receive(fd->get(), data, deadline, what);
     if (!n) return std::unexpected(n.error());
     if (*n == 0) {
       // The server may refuse with one ERR line and close.
-      auto found = ref_in_advertisement(data + "0000", ref, false);
-      if (!found) return std::unexpected(found.error().with_context(what));
+      if (auto length = data.size() >= 4 ? pkt_length(data, 0) : Expected<std::size_t>(0);
+          length && *length > 8 && data.size() >= *length && data.compare(4, 4, "ERR ") == 0) {
+        auto refused = ref_in_advertisement(data.substr(0, *length) + "0000", ref, false);
+        if (!refused) return std::unexpected(refused.error().with_context(what));
+      }
       return make_error(Errc::network, what + ": the server closed the connection in the middle of its ref advertisement");
     }
   }
@@ -335,10 +338,10 @@ Expected<std::optional<std::string>> http_tip(const std::string& url, const std:
     if (response.too_large)
       return make_error(Errc::too_large, what + ": the ref advertisement is larger than " +
                                              std::to_string(kMaxAdvertisementBytes) + " bytes");
+    if (*n == 0) break;  // the end of a body that ran to the close, or a response cut short
     if (parser.http_errno != HPE_OK || used != chunk.size())
       return make_error(Errc::network, what + ": a malformed HTTP response: " +
                                            http_errno_description(static_cast<http_errno>(parser.http_errno)));
-    if (*n == 0) break;
   }
   if (!response.complete)
     return make_error(Errc::network, what + ": the server closed the connection before the response ended");
