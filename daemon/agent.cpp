@@ -172,7 +172,9 @@ std::optional<nlohmann::json> Agent::poll_without_worker() {
   // With a hub, every poll syncs with it (reports, gates, rollback orders, the outbox): the
   // worker's work, over TLS that eddyd does not link. quiet_tip_ is never set then.
   if (!quiet_tip_) return std::nullopt;
-  auto tip = ota::remote_tip(config_.source_url, config_.source_branch);
+  // A short deadline: a silent server costs the worker's fetch its own, and stopping eddyd
+  // waits for this job.
+  auto tip = ota::remote_tip(config_.source_url, config_.source_branch, std::chrono::seconds(5));
   if (!tip) {
     log::debug("poll: " + tip.error().message + "; the update worker fetches");
     return std::nullopt;
