@@ -6,10 +6,12 @@ Measures, with a real eddyd following a real signed fleet repository on this mac
      exists only during a job), next to the peak resident memory of the `git fetch` that a
      shell-script updater would run for the same no-op poll (reference), and the update
      worker's own peak RSS during a no-op poll (from eddyd's debug log);
-  2. CPU time of a poll that finds nothing new: eddyd's own plus the update worker's it starts
-     for the poll (the worker is a child eddyd waits for, so its time is in eddyd's cutime and
-     cstime), next to the CPU time of that `git fetch`; and the CPU time of merely starting the
-     worker executable (loading its libraries) for comparison;
+  2. CPU time of a poll that finds nothing new: eddyd's own plus the update workers' it starts
+     (the worker is a child eddyd waits for, so its time is in eddyd's cutime and cstime; a
+     no-op poll starts none once eddyd has seen the tip up to date), next to the CPU time of
+     that `git fetch`; over file://, and again over git:// (git daemon) and http:// (lighttpd +
+     git http-backend) with a second eddyd; and the CPU time of merely starting the worker
+     executable (loading its libraries) for comparison;
   3. time from a failing health verdict to the previous version answering again, next to the
      cold start of the same app by hand (reference: how long the app itself takes to come up).
 
@@ -140,6 +142,101 @@ def children_usage():
     return r.ru_utime + r.ru_stime, r.ru_maxrss
 
 
+def git_fetch_cpu_ms(root, url, polls):
+    """CPU time of a no-op `git fetch` of main from url into a bare clone, and git's peak RSS."""
+    clone = os.path.join(root, "ref-clone-" + str(abs(hash(url))))
+    run("git", "clone", "-q", "--bare", url, clone)
+    c0, _ = children_usage()
+    for _ in range(polls):
+        run("git", "-C", clone, "fetch", "-q", "origin", "+refs/heads/main:refs/heads/main")
+    c1, rss = children_usage()
+    return (c1 - c0) / polls * 1000, rss
+
+
+class GitServers:
+    """git daemon and lighttpd + git http-backend serving the fleet repository's folder."""
+
+    def __init__(self, root, repo):
+        base, name = os.path.split(repo)
+        work = os.path.join(root, "servers")
+        os.makedirs(os.path.join(work, "htdocs"))
+        git_port, http_port = free_port(), free_port()
+        self.procs = [subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", "--port=%d" % git_port,
+                                        "--base-path=" + base, "--export-all", "--reuseaddr"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        conf = os.path.join(work, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write(f"""server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
+server.bind = "127.0.0.1"
+server.port = {http_port}
+server.document-root = "{work}/htdocs"
+server.errorlog = "{work}/lighttpd-error.log"
+alias.url = ("/git" => "/usr/lib/git-core/git-http-backend")
+$HTTP["url"] =~ "^/git" {{
+  cgi.assign = ("" => "")
+  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{base}", "GIT_HTTP_EXPORT_ALL" => "1")
+}}
+""")
+        self.procs.append(subprocess.Popen(["lighttpd", "-D", "-f", conf], stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL))
+        for port in (git_port, http_port):
+            for _ in range(500):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        self.urls = [("git:// (git daemon)", "git://127.0.0.1:%d/%s" % (git_port, name)),
+                     ("http:// (lighttpd + git http-backend)", "http://127.0.0.1:%d/git/%s" % (http_port, name))]
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait()
+
+
+def start_git_servers(root, repo):
+    return GitServers(root, repo)
+
+
+def device_noop_poll_cpu(root, name, url, fleet, polls):
+    """A second eddyd following url (its app restarted by a command, not supervised): the CPU of
+    its no-op polls, in total and split into eddyd's own and its workers', in ms per poll."""
+    dev = os.path.join(root, "device-" + url.split(":")[0])
+    os.makedirs(dev)
+    cfg = os.path.join(dev, "eddyd.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""device: {{id: bench-02, labels: {{site: bench}}}}
+source: {{url: "{url}", branch: main, interval: 1h, allowed_signers: {fleet.allowed}}}
+data_dir: {dev}/data
+socket: {dev}/eddyd.sock
+apps:
+  app: {{dir: {dev}/app, restart: ["true"]}}
+""")
+    env = dict(os.environ, EDDY_SOCKET=os.path.join(dev, "eddyd.sock"))
+    eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), "w"),
+                             start_new_session=True)
+    try:
+        for _ in range(500):
+            if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.01)
+        out = subprocess.run([EDDY, "check", "--json"], env=env, check=True, capture_output=True, text=True).stdout
+        assert json.loads(out)["outcome"] in ("updated", "up-to-date"), out
+        own0, workers0 = proc_cpu_seconds(eddyd.pid)
+        for _ in range(polls):
+            out = subprocess.run([EDDY, "check", "--json"], env=env, check=True, capture_output=True, text=True).stdout
+            assert json.loads(out)["outcome"] == "up-to-date", out
+        own1, workers1 = proc_cpu_seconds(eddyd.pid)
+        rss_kib = proc_rss_kib(eddyd.pid)  # after asking the server itself 300 times
+    finally:
+        eddyd.terminate()
+        eddyd.wait(timeout=20)
+    own_ms = (own1 - own0) / polls * 1000
+    workers_ms = (workers1 - workers0) / polls * 1000
+    return own_ms + workers_ms, own_ms, workers_ms, rss_kib / 1024
+
+
 def main():
     root = tempfile.mkdtemp(prefix="eddy-bench-")
     eddyd = None
@@ -172,7 +269,6 @@ apps:
         # 1 + 2: idle memory and the CPU of polls that find nothing new.
         time.sleep(1.0)
         rss = proc_rss_kib(eddyd.pid)
-        log_before = os.path.getsize(os.path.join(dev, "log"))
         rollup = {}
         with open("/proc/%d/smaps_rollup" % eddyd.pid) as f:
             for line in f:
@@ -182,7 +278,7 @@ apps:
         if os.environ.get("EDDY_BENCH_SMAPS"):
             subprocess.run("awk '/^[0-9a-f]+-/{name=$6} /^Rss:/{r[name]+=$2} END{for(n in r) if (r[n]>200) print r[n], n}' "
                            "/proc/%d/smaps | sort -rn | head -25" % eddyd.pid, shell=True)
-        polls = 100
+        polls = 300  # /proc's CPU times count in 10 ms ticks: 300 polls resolve 0.03 ms
         own0, workers0 = proc_cpu_seconds(eddyd.pid)
         for _ in range(polls):
             subprocess.run([EDDY, "check", "--json"], env=env, check=True, capture_output=True)
@@ -190,10 +286,14 @@ apps:
         own_poll_ms = (own1 - own0) / polls * 1000
         worker_poll_ms = (workers1 - workers0) / polls * 1000
         eddy_poll_ms = own_poll_ms + worker_poll_ms
+        # The workers that ran (the poll that installed v1, and the one after it, which found
+        # nothing new and let eddyd answer later polls alone): peak RSS and the CPU of the
+        # cheapest, the cost of a no-op poll that needs a worker (https://, a hub).
         with open(os.path.join(dev, "log")) as f:
-            f.seek(log_before)
-            peaks = [float(line.split("peak RSS ")[1].split()[0]) for line in f if "peak RSS " in line]
+            lines = [line for line in f if "peak RSS " in line and ": poll took " in line]
+        peaks = [float(line.split("peak RSS ")[1].split()[0]) for line in lines]
         worker_peak_mib = max(peaks) if peaks else float("nan")
+        worker_noop_ms = min(float(line.split(" ms of CPU")[0].rsplit(" ", 1)[1]) for line in lines) if lines else float("nan")
         # Starting the worker executable by hand (it prints its usage and exits): the cost of
         # loading its libraries, which every poll pays.
         # (Builds from before the update worker have none: the bench still measures them.)
@@ -204,13 +304,20 @@ apps:
                 subprocess.run([WORKER], capture_output=True)
             c1, _ = children_usage()
             worker_start_ms = (c1 - c0) / polls * 1000
-        clone = os.path.join(root, "ref-clone")
-        run("git", "clone", "-q", "--bare", "file://" + fleet.repo, clone)
-        c0, _ = children_usage()
-        for _ in range(polls):
-            run("git", "-C", clone, "fetch", "-q", "origin", "+refs/heads/main:refs/heads/main")
-        c1, git_rss = children_usage()
-        git_poll_ms = (c1 - c0) / polls * 1000
+        git_poll_ms, git_rss = git_fetch_cpu_ms(root, "file://" + fleet.repo, polls)
+
+        # 2, per transport: the same no-op poll by an eddyd following the same repository
+        # through `git daemon` (git://) and lighttpd + git http-backend (smart HTTP), each next
+        # to `git fetch` from the same server.
+        transports = []
+        servers = start_git_servers(root, fleet.repo)
+        try:
+            for name, url in servers.urls:
+                eddy_ms, eddyd_ms, worker_ms, rss_mib = device_noop_poll_cpu(root, name, url, fleet, polls)
+                ref_ms, _ = git_fetch_cpu_ms(root, url, polls)
+                transports.append((name, eddy_ms, eddyd_ms, worker_ms, ref_ms, rss_mib))
+        finally:
+            servers.stop()
 
         # 3: a failing verdict to the previous version answering again. (The analysis tolerates
         # two failed checks, so that v1 passes on a loaded machine whose Python starts slowly;
@@ -254,11 +361,16 @@ apps:
         print("| of which private (USS) / anonymous (heap, stacks); PSS | %.1f MiB / %.1f MiB; %.1f MiB | | | |"
               % ((rollup.get("Private_Clean", 0) + rollup.get("Private_Dirty", 0)) / 1024, rollup.get("Anonymous", 0) / 1024,
                  rollup.get("Pss", 0) / 1024))
-        print("| update worker's peak RSS during a no-op poll (gone after it) | %.1f MiB | | | |" % worker_peak_mib)
+        print("| update worker's peak RSS (gone after its poll) | %.1f MiB | | | |" % worker_peak_mib)
+        print("| CPU time of a no-op poll that starts the worker (eddyd's debug log) | %.1f ms | | | |" % worker_noop_ms)
         print("| CPU time of a poll that finds nothing new | %.2f ms | %.2f ms (`git fetch`, no-op) | %.2f | < 5 ms |"
               % (eddy_poll_ms, git_poll_ms, eddy_poll_ms / git_poll_ms))
         print("| of which eddyd / the update worker; starting the worker alone | %.2f ms / %.2f ms; %.2f ms | | | |"
               % (own_poll_ms, worker_poll_ms, worker_start_ms))
+        for name, eddy_ms, eddyd_ms, worker_ms, ref_ms, rss_mib in transports:
+            print("| CPU time of a no-op poll over %s (eddyd / workers) | %.2f ms (%.2f / %.2f) | %.2f ms (`git fetch`, no-op) | %.2f | < 5 ms |"
+                  % (name, eddy_ms, eddyd_ms, worker_ms, ref_ms, eddy_ms / ref_ms))
+            print("| VmRSS of that eddyd after its polls | %.1f MiB | | | < 8 MiB |" % rss_mib)
         print("| failing verdict → previous version answering | %.0f ms | %.0f ms (cold start of the app by hand) | %.2f | < 1 s |"
               % (rollback_ms, cold_ms, rollback_ms / cold_ms))
     finally:

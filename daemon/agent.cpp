@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "ota/remote_tip.hpp"
 #include "platform/fs.hpp"
 #include "platform/log.hpp"
 #include "platform/systemd.hpp"
@@ -86,6 +87,7 @@ void Agent::enqueue(std::function<void()> job) {
 }
 
 WorkerResult Agent::run_job(worker_protocol::Job job) {
+  quiet_tip_.reset();  // whatever the job does, the next poll's worker looks again
   job.start_apps = !apps_started_;
   const std::string kind = job.kind;
   {
@@ -122,6 +124,10 @@ nlohmann::json Agent::poll(bool scheduled) {
     std::lock_guard lock(mutex_);
     scheduled_poll_queued_ = false;
   }
+  if (auto reply = poll_without_worker()) {
+    schedule_next(false, std::nullopt);
+    return *reply;
+  }
   worker_protocol::Job job;
   job.kind = "poll";
   auto result = run_job(std::move(job));
@@ -149,8 +155,45 @@ nlohmann::json Agent::poll(bool scheduled) {
     poll = std::move(*parsed);
   }
   if (result.failure || !result.job) worker_activity("the last poll failed; retrying later");
+  // "up-to-date" is the worker's word when the tip is accepted and it installed, refused,
+  // failed and rolled back nothing and nothing waits; the store must agree the tip is accepted.
+  const std::string commit = poll.reply.value("commit", "");
+  if (!config_.hub_url && !poll.poll_failed && !poll.next_step_at && commit.size() == 40 &&
+      poll.reply.value("outcome", "") == "up-to-date") {
+    std::lock_guard lock(store_mutex_);
+    auto accepted = store_ ? store_->get("accepted_commit") : make_error(Errc::internal, "no state store");
+    if (accepted && *accepted && **accepted == commit) quiet_tip_ = commit;
+  }
   schedule_next(poll.poll_failed, poll.next_step_at);
   return poll.reply;
+}
+
+std::optional<nlohmann::json> Agent::poll_without_worker() {
+  // With a hub, every poll syncs with it (reports, gates, rollback orders, the outbox): the
+  // worker's work, over TLS that eddyd does not link. quiet_tip_ is never set then.
+  if (!quiet_tip_) return std::nullopt;
+  // A short deadline: a silent server costs the worker's fetch its own, and stopping eddyd
+  // waits for this job.
+  auto tip = ota::remote_tip(config_.source_url, config_.source_branch, std::chrono::seconds(5));
+  if (!tip) {
+    log::debug("poll: " + tip.error().message + "; the update worker fetches");
+    return std::nullopt;
+  }
+  if (*tip != *quiet_tip_) {
+    log::debug("poll: the branch " + config_.source_branch + " moved to " + tip->substr(0, 7) +
+               "; the update worker fetches");
+    return std::nullopt;
+  }
+  const std::string short_tip = tip->substr(0, 7);
+  {
+    std::lock_guard lock(store_mutex_);
+    if (!store_) return std::nullopt;
+    (void)store_->put("last_poll_at", std::to_string(storage::unix_now()));
+    (void)store_->put("last_poll_result", "up-to-date");
+  }
+  log::debug("poll: the branch " + config_.source_branch + " is still at " + short_tip + "; no update worker needed");
+  worker_activity("idle at " + short_tip + "; waiting for the next poll");
+  return nlohmann::json{{"outcome", "up-to-date"}, {"commit", *tip}, {"message", "up to date at " + short_tip}};
 }
 
 void Agent::schedule_next(bool poll_failed, std::optional<std::int64_t> next_step_at) {

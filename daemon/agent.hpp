@@ -2,7 +2,8 @@
 // serves the control socket from the state store, schedules polls (jittered interval, backoff
 // after failures, earlier when a rollout step opens) and runs each job — a poll, `eddy check`,
 // `eddy rollback` — in a short-lived update worker process (daemon/update_worker.hpp), one
-// at a time, in the order asked for.
+// at a time, in the order asked for. A poll that can only find nothing new starts no worker:
+// eddyd asks the remote for the branch's tip itself (ota/remote_tip.hpp) and compares.
 #pragma once
 
 #include <condition_variable>
@@ -50,6 +51,9 @@ class Agent final : public ControlHandler, private WorkerHost {
   // On the job thread: one job in one worker (starting the apps first while they are not).
   WorkerResult run_job(worker_protocol::Job job);
   nlohmann::json poll(bool scheduled);
+  // A poll without a worker, when nothing can have changed (see quiet_tip_); std::nullopt when
+  // a worker must poll.
+  std::optional<nlohmann::json> poll_without_worker();
   void schedule_next(bool poll_failed, std::optional<std::int64_t> next_step_at);
 
   void worker_activity(const std::string& text) override;
@@ -63,6 +67,11 @@ class Agent final : public ControlHandler, private WorkerHost {
   UpdateWorker worker_;
   ota::PollSchedule schedule_;
   bool apps_started_ = false;  // job thread only: a worker has started the apps
+  // Job thread only: the tip that the last job, a worker's poll, found accepted and up to date
+  // (it installed, refused and rolled back nothing, and no step paced by time is ahead), with
+  // no hub configured. While the remote's branch still points there, a poll starts no worker
+  // (ota/remote_tip.hpp).
+  std::optional<std::string> quiet_tip_;
 
   std::mutex store_mutex_;
   std::optional<storage::StateStore> store_;
