@@ -462,14 +462,15 @@ void HubApi::reports(const ServerRequest& request, const std::string& id, Respon
 }
 
 void HubApi::enqueue(std::function<Applied()> apply, Respond respond) {
-  loop_.post([this, alive = alive_, write = Write{std::move(apply), std::move(respond)}]() mutable {
-    if (!*alive) return;
-    group_.push_back(std::move(write));
+  {
+    std::lock_guard lock(group_mutex_);
+    group_.push_back(Write{std::move(apply), std::move(respond)});
     if (group_.size() > 1) return;  // commit_group() is already posted
-    // Posted behind the requests already posted to the loop: they join this group.
-    loop_.post([this, alive = alive_] {
-      if (*alive) commit_group();
-    });
+  }
+  // One post (and wake-up of the loop) a group, not one a request: what arrives until the loop
+  // takes the group joins it.
+  loop_.post([this, alive = alive_] {
+    if (*alive) commit_group();
   });
 }
 
@@ -479,8 +480,11 @@ void HubApi::commit_group() {
     std::vector<Applied> applied;
   };
   auto group = std::make_shared<Group>();
-  group->writes = std::move(group_);
-  group_.clear();
+  {
+    std::lock_guard lock(group_mutex_);
+    group->writes = std::move(group_);
+    group_.clear();
+  }
   group->applied.reserve(group->writes.size());
   auto refuse = [this, group](const Error& why) {
     director_.drop_caches();  // its writes may not be stored after all

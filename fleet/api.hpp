@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,7 +81,7 @@ class HubApi {
                                       const std::string& operator_name);
   void sync(const http::ServerRequest& request, const std::string& device, Respond respond);
   void reports(const http::ServerRequest& request, const std::string& device, Respond respond);
-  // Post `apply` to the loop, where it joins the next group commit. Any thread.
+  // Queue `apply` for the next group commit on the loop. Any thread.
   void enqueue(std::function<Applied()> apply, Respond respond);
   void commit_group();
   http::ServerResponse rollouts();
@@ -97,7 +98,8 @@ class HubApi {
   std::function<void()> on_verdict_;
   std::uint64_t reports_total_ = 0;  // these two: loop thread
   std::uint64_t reports_duplicate_total_ = 0;
-  std::vector<Write> group_;  // waiting for commit_group(), which is posted once; loop thread
+  std::mutex group_mutex_;
+  std::vector<Write> group_;  // waiting for commit_group(), which is posted once; group_mutex_
   // For what is posted to the loop (checked there): false once this is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
