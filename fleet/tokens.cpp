@@ -78,8 +78,8 @@ bool TokenFile::is_racy(const std::optional<Stamp>& stamp) {
   // How long after a change the file's times may not yet tell the next one: Linux stamps files
   // from a clock that ticks at most every 10 ms, on file systems that keep nanoseconds; those
   // that keep whole seconds (FAT: even ones) show times without them, and get 2 s. (2 s for
-  // every file re-read the token file at each request for 2 s after each change: with 10,000
-  // devices, a hub that answered 50 requests a second meanwhile.)
+  // every file made the hub re-read and re-parse the whole file at each request for 2 s after
+  // each change.)
   constexpr std::int64_t second = 1'000'000'000;
   const bool whole_seconds = stamp->mtime_ns % second == 0 && stamp->ctime_ns % second == 0;
   const std::int64_t window = whole_seconds ? 2 * second : 20'000'000;
