@@ -321,11 +321,14 @@ HubApi::HubApi(EventLoop& loop, Director& director, TokenFile& device_tokens, To
 // or has closed their connections): nothing of theirs was committed.
 HubApi::~HubApi() { *alive_ = false; }
 
-void HubApi::handle(const ServerRequest& request, Respond respond) {
-  const auto parts = split(request.path, '/');  // "" "v1" "devices" "{id}" "sync"
+void HubApi::handle(ServerRequest request, Respond respond) {
+  auto parts = split(request.path, '/');  // "" "v1" "devices" "{id}" "sync"
   const std::string& method = request.method;
 
-  if (request.path == "/metrics") return respond(method == "GET" ? metrics() : method_not_allowed("GET"));
+  if (request.path == "/metrics") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return on_loop([this] { return metrics(); }, std::move(respond));
+  }
   if (request.path == "/" || request.path == "/index.html") {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return respond(ServerResponse{200,
@@ -368,26 +371,43 @@ void HubApi::handle(const ServerRequest& request, Respond respond) {
       return respond(error_response(403, "a device token cannot be used on an operator route: use an operator token"));
     return respond(error_response(401, "unknown or revoked token: the hub's operators.tokens file has no line with it"));
   }
+  on_loop(
+      [this, request = std::move(request), parts = std::move(parts), name = std::move(*operator_name)] {
+        return operator_route(request, parts, name);
+      },
+      std::move(respond));
+}
+
+void HubApi::on_loop(std::function<ServerResponse()> answer, Respond respond) {
+  // Dropped unanswered when the API is gone: the server answers 500.
+  loop_.post([this, alive = alive_, answer = std::move(answer), respond = std::move(respond)] {
+    if (*alive) respond(answer());
+  });
+}
+
+ServerResponse HubApi::operator_route(const ServerRequest& request, const std::vector<std::string>& parts,
+                                      const std::string& operator_name) {
+  const std::string& method = request.method;
   if (parts[2] == "rollouts") {
-    if (parts.size() == 3) return respond(method == "GET" ? rollouts() : method_not_allowed("GET"));
-    if (!valid_id(parts[3], "._-")) return respond(error_response(404, "no rollout `" + parts[3] + "`"));
+    if (parts.size() == 3) return method == "GET" ? rollouts() : method_not_allowed("GET");
+    if (!valid_id(parts[3], "._-")) return error_response(404, "no rollout `" + parts[3] + "`");
     if (director_.commit().empty()) {
       // Not "no such rollout": the hub cannot know yet. A hub that just started says so, and
       // clients that wait (eddy rollout status --wait) wait.
       auto response = error_response(503, "the hub has not accepted a fleet commit yet: it fetches source.url every "
                                            "source.interval (its log says why a commit was refused)");
       response.headers["Retry-After"] = "1";
-      return respond(std::move(response));
+      return response;
     }
-    if (parts.size() == 4) return respond(method == "GET" ? rollout(parts[3]) : method_not_allowed("GET"));
+    if (parts.size() == 4) return method == "GET" ? rollout(parts[3]) : method_not_allowed("GET");
     if (parts.size() == 5) {
-      if (method != "POST") return respond(method_not_allowed("POST"));
-      return respond(command(parts[3], parts[4], *operator_name));
+      if (method != "POST") return method_not_allowed("POST");
+      return command(parts[3], parts[4], operator_name);
     }
   }
-  if (parts.size() == 3 && parts[2] == "devices") return respond(method == "GET" ? devices(request) : method_not_allowed("GET"));
-  if (parts.size() == 3 && parts[2] == "events") return respond(method == "GET" ? events(request) : method_not_allowed("GET"));
-  return respond(error_response(404, "no route " + request.path + " (see fleet/API.md)"));
+  if (parts.size() == 3 && parts[2] == "devices") return method == "GET" ? devices(request) : method_not_allowed("GET");
+  if (parts.size() == 3 && parts[2] == "events") return method == "GET" ? events(request) : method_not_allowed("GET");
+  return error_response(404, "no route " + request.path + " (see fleet/API.md)");
 }
 
 void HubApi::sync(const ServerRequest& request, const std::string& id, Respond respond) {
@@ -442,9 +462,13 @@ void HubApi::reports(const ServerRequest& request, const std::string& id, Respon
 }
 
 void HubApi::enqueue(std::function<Applied()> apply, Respond respond) {
-  group_.push_back(Write{std::move(apply), std::move(respond)});
-  if (group_.size() > 1) return;  // commit_group() is already posted
-  // Posted behind the requests the loop has already read: they join this group.
+  {
+    std::lock_guard lock(group_mutex_);
+    group_.push_back(Write{std::move(apply), std::move(respond)});
+    if (group_.size() > 1) return;  // commit_group() is already posted
+  }
+  // One post (and wake-up of the loop) a group, not one a request: what arrives until the loop
+  // takes the group joins it.
   loop_.post([this, alive = alive_] {
     if (*alive) commit_group();
   });
@@ -456,8 +480,11 @@ void HubApi::commit_group() {
     std::vector<Applied> applied;
   };
   auto group = std::make_shared<Group>();
-  group->writes = std::move(group_);
-  group_.clear();
+  {
+    std::lock_guard lock(group_mutex_);
+    group->writes = std::move(group_);
+    group_.clear();
+  }
   group->applied.reserve(group->writes.size());
   auto refuse = [this, group](const Error& why) {
     director_.drop_caches();  // its writes may not be stored after all

@@ -1,8 +1,13 @@
 // The hub's HTTP API (fleet/API.md): device sync and reports, the operator routes, /metrics
 // and the web page, mapped onto the Director. Transport-free: handle() takes a parsed request
 // and answers it through a callback, so the same code serves plain HTTP and HTTPS
-// (fleet/hub.hpp wires it to platform/http_server). Runs on the loop thread that owns the
-// Director.
+// (fleet/hub.hpp wires it to platform/http_server).
+//
+// Two threads: handle() runs on the server's thread, where a device's route, token and JSON
+// body are checked and parsed (what costs CPU without touching the store); what needs the
+// Director (a device's writes, the operator routes, /metrics) is posted to `loop`, the thread
+// that owns the Director and its store. A device's requests come one at a time on its
+// connection and are posted in the order they arrive, so its reports are stored in order.
 //
 // Group commit: what devices write (syncs and report batches) is not committed one request at
 // a time (each commit waits for the disk). The requests that arrive while the loop is busy are
@@ -15,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,9 +47,11 @@ class HubApi {
   HubApi(const HubApi&) = delete;
   HubApi& operator=(const HubApi&) = delete;
 
-  // Answer `request` through `respond`: at once, or, for a device's sync or reports, after the
-  // group commit that holds its writes. Loop thread only.
-  void handle(const http::ServerRequest& request, Respond respond);
+  // Answer `request` through `respond`: at once (a refusal, the web page), from the loop's
+  // thread (operator routes, /metrics), or, for a device's sync or reports, after the group
+  // commit that holds its writes. Any one thread at a time (the server's); `respond` may be
+  // called from the loop's thread.
+  void handle(http::ServerRequest request, Respond respond);
 
   // Called after a report batch that brought a verdict (an outcome) was committed, so the
   // director can look again before its next tick.
@@ -65,8 +73,15 @@ class HubApi {
     Respond respond;
   };
 
+  // Answer with what `answer` returns on the loop's thread (the Director's). Any thread.
+  void on_loop(std::function<http::ServerResponse()> answer, Respond respond);
+  // An operator's route (/v1/rollouts..., /v1/devices, /v1/events), its token checked: on the
+  // loop's thread.
+  http::ServerResponse operator_route(const http::ServerRequest& request, const std::vector<std::string>& parts,
+                                      const std::string& operator_name);
   void sync(const http::ServerRequest& request, const std::string& device, Respond respond);
   void reports(const http::ServerRequest& request, const std::string& device, Respond respond);
+  // Queue `apply` for the next group commit on the loop. Any thread.
   void enqueue(std::function<Applied()> apply, Respond respond);
   void commit_group();
   http::ServerResponse rollouts();
@@ -81,10 +96,12 @@ class HubApi {
   TokenFile& device_tokens_;
   TokenFile& operator_tokens_;
   std::function<void()> on_verdict_;
-  std::uint64_t reports_total_ = 0;
+  std::uint64_t reports_total_ = 0;  // these two: loop thread
   std::uint64_t reports_duplicate_total_ = 0;
-  std::vector<Write> group_;  // waiting for commit_group(), which is posted once
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the posted commit_group()
+  std::mutex group_mutex_;
+  std::vector<Write> group_;  // waiting for commit_group(), which is posted once; group_mutex_
+  // For what is posted to the loop (checked there): false once this is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace eddy::fleet

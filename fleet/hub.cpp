@@ -65,10 +65,11 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
   server_options.tls_cert = config.tls_cert;
   server_options.tls_key = config.tls_key;
   server_options.max_body = 1 << 20;
+  h.server_loop_ = std::make_unique<EventLoop>();
   auto server = http::Server::start(
-      loop, server_options,
+      *h.server_loop_, server_options,
       [api = h.api_.get()](http::ServerRequest request, std::function<void(http::ServerResponse)> respond) {
-        api->handle(request, std::move(respond));
+        api->handle(std::move(request), std::move(respond));
       });
   if (!server) return std::unexpected(server.error());
   h.server_ = std::move(*server);
@@ -81,6 +82,7 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
   loop.post([&h, alive = h.alive_] {
     if (*alive) (void)h.director_->tick();
   });
+  h.server_thread_ = std::thread([&h] { h.server_loop_->run(); });
   h.follower_thread_ = std::thread([&h] { h.follow(); });
   log::notice("eddy-hub listening on " + h.url() + ", following " + config.source_url + " (" + config.source_branch +
               ")" + (h.director_->commit().empty() ? "" : " from commit " + short_id(h.director_->commit())));
@@ -96,6 +98,11 @@ Hub::~Hub() {
   if (follower_thread_.joinable()) follower_thread_.join();
   *alive_ = false;
   tick_timer_.cancel();
+  // The server's thread calls into api_: it stops before anything it uses goes.
+  if (server_thread_.joinable()) {
+    server_loop_->stop();
+    server_thread_.join();
+  }
   server_.reset();
 }
 

@@ -1,7 +1,9 @@
 // eddy-hub's wiring: the store, the director ticking on the event loop, the HTTP(S) server
 // answering the API, the follower of the fleet repository on a thread of its own (a fetch
 // never stalls the API), and the webhook sender. Everything that touches the store runs on the
-// event loop's thread.
+// event loop's thread. The HTTP(S) server runs on a loop and thread of its own: reading,
+// TLS, HTTP parsing, token checks, JSON parsing and writing answers happen there, beside the
+// store's thread (on a machine with more than one core, the two work at once).
 #pragma once
 
 #include <atomic>
@@ -64,7 +66,9 @@ class Hub {
   std::unique_ptr<HubApi> api_;
   std::unique_ptr<WebhookSender> webhooks_;
   std::unique_ptr<Follower> follower_;
+  std::unique_ptr<EventLoop> server_loop_;  // before server_: the server is destroyed first
   std::unique_ptr<http::Server> server_;
+  std::thread server_thread_;  // runs server_loop_
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // loop-thread lambdas check it
   TimerHandle tick_timer_;
   bool tick_pending_ = false;

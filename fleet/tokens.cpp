@@ -26,7 +26,7 @@ std::string digest_of(std::string_view token) {
 }  // namespace
 
 TokenFile::TokenFile(TokenFile&& other) noexcept
-    : path_(std::move(other.path_)), stamp_(other.stamp_), by_digest_(std::move(other.by_digest_)) {}
+    : path_(std::move(other.path_)), stamp_(other.stamp_), racy_(other.racy_), by_digest_(std::move(other.by_digest_)) {}
 
 TokenFile::Parsed TokenFile::parse(std::string_view text, const std::string& origin) {
   Parsed out;
@@ -75,10 +75,18 @@ std::optional<TokenFile::Stamp> TokenFile::stamp_of(const std::filesystem::path&
 
 bool TokenFile::is_racy(const std::optional<Stamp>& stamp) {
   if (!stamp) return false;
+  // How long after a change the file's times may not yet tell the next one: Linux stamps files
+  // from a clock that ticks at most every 10 ms, on file systems that keep nanoseconds; those
+  // that keep whole seconds (FAT: even ones) show times without them, and get 2 s. (2 s for
+  // every file made the hub re-read and re-parse the whole file at each request for 2 s after
+  // each change.)
+  constexpr std::int64_t second = 1'000'000'000;
+  const bool whole_seconds = stamp->mtime_ns % second == 0 && stamp->ctime_ns % second == 0;
+  const std::int64_t window = whole_seconds ? 2 * second : 20'000'000;
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  const std::int64_t now_ns = static_cast<std::int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-  return now_ns - std::max(stamp->mtime_ns, stamp->ctime_ns) < 2'000'000'000;
+  const std::int64_t now_ns = static_cast<std::int64_t>(now.tv_sec) * second + now.tv_nsec;
+  return now_ns - std::max(stamp->mtime_ns, stamp->ctime_ns) < window;
 }
 
 Expected<TokenFile> TokenFile::load(const std::filesystem::path& file) {

@@ -60,7 +60,8 @@ class TokenFile {
   std::mutex mutex_;
   std::optional<Stamp> stamp_;
   // The file changed too recently for its time stamp to tell a later change within the same
-  // clock tick (file times are coarse): it is read again until it has been still for a while.
+  // clock tick (file times are coarse): it is read again until it has been still for longer
+  // than a tick (is_racy).
   bool racy_ = false;
   std::unordered_map<std::string, std::string> by_digest_;
 };

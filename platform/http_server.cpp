@@ -318,7 +318,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::uint64_t sequence = ++sequence_;
     auto responder = std::make_shared<Responder>(server_->poster, weak_from_this(), sequence);
     auto respond = [responder](ServerResponse response) { responder->respond(std::move(response)); };
-    ServerRequest request = queue_.front().request;
+    // The handler gets the request itself (no copy of its headers and body); the queue keeps
+    // what the answer needs of it (method and target, for the log).
+    auto& front = queue_.front().request;
+    ServerRequest request = std::move(front);
+    front.method = request.method;
+    front.target = request.target;
     auto& handler = server_->handler;
     try {
       handler(std::move(request), std::move(respond));
