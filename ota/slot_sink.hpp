@@ -16,7 +16,7 @@
 namespace eddy::ota::detail {
 
 // Writes go to the slot in chunks of this size, at offsets that are multiples of it.
-inline constexpr std::size_t write_chunk = 4u << 20;
+inline constexpr std::size_t write_chunk = 1u << 20;
 
 std::string lowercase(std::string s);
 std::string mib_text(std::uint64_t bytes);
