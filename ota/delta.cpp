@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "ota/sha256.hpp"
 #include "ota/slot_sink.hpp"
 #include "platform/unique_fd.hpp"
 
@@ -111,7 +112,9 @@ Expected<std::string> sha256_of_prefix(int fd, std::uint64_t size, const std::st
     sha.update(buffer.data(), static_cast<std::size_t>(n));
     offset += static_cast<std::uint64_t>(n);
   }
-  return sha.finish_hex();
+  auto digest = sha.finish_hex();
+  if (!digest) return std::unexpected(digest.error().with_context(what + " " + path.string()));
+  return digest;
 }
 
 int ceil_log2(std::uint64_t value) { return value <= 1 ? 0 : static_cast<int>(std::bit_width(value - 1)); }
@@ -303,10 +306,8 @@ Expected<InputImage> open_image(const stdfs::path& path, const std::string& what
   return image;
 }
 
-std::string sha256_of(const Mapping& mapping) {
-  Sha256 sha;
-  sha.update(mapping.data(), mapping.size());
-  return sha.finish_hex();
+Expected<std::string> sha256_of(const Mapping& mapping) {
+  return Sha256::hex_of(std::string_view(mapping.data(), mapping.size()));
 }
 
 Status write_all(int fd, const char* data, std::size_t size, const stdfs::path& path) {
@@ -338,8 +339,12 @@ Expected<DeltaInfo> make_delta(const stdfs::path& base_image, const stdfs::path&
   info.level = level;
   info.base_size = base->size;
   info.image_size = image->size;
-  info.base_sha256 = sha256_of(base->mapping);
-  info.image_sha256 = sha256_of(image->mapping);
+  auto base_sha256 = sha256_of(base->mapping);
+  if (!base_sha256) return std::unexpected(base_sha256.error().with_context("delta base image " + base_image.string()));
+  auto image_sha256 = sha256_of(image->mapping);
+  if (!image_sha256) return std::unexpected(image_sha256.error().with_context("delta new image " + new_image.string()));
+  info.base_sha256 = std::move(*base_sha256);
+  info.image_sha256 = std::move(*image_sha256);
 
   // zstd's programs/fileio.c (FIO_adjustParamsForPatchFromMode): a window of 2^(highest bit of
   // the size + 1), and long-distance matching when that exceeds the level's search cycle. zstd
@@ -354,6 +359,11 @@ Expected<DeltaInfo> make_delta(const stdfs::path& base_image, const stdfs::path&
 
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
   if (!cctx) return make_error(Errc::internal, "delta: out of memory for the zstd encoder");
+  // One worker thread, as the zstd CLI compresses by default: the single-threaded encoder's
+  // optimal parser (levels 16 to 19) finds far fewer matches in a large prefix (256 MiB: a delta
+  // 1.77 times the CLI's); the worker's frame is a plain frame, applied the same way. A libzstd
+  // built without threads refuses the parameter and compresses in this thread.
+  (void)ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_nbWorkers, 1);
   for (std::size_t r :
        {ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level),
         ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, info.window_log),
@@ -392,7 +402,9 @@ Expected<DeltaInfo> make_delta(const stdfs::path& base_image, const stdfs::path&
     info.delta_size += output.pos;
     if (remaining == 0) break;
   }
-  info.delta_sha256 = delta_sha.finish_hex();
+  auto delta_sha256 = delta_sha.finish_hex();
+  if (!delta_sha256) return std::unexpected(delta_sha256.error().with_context("delta " + out_delta.string()));
+  info.delta_sha256 = std::move(*delta_sha256);
   if (::fsync(out.get()) != 0) return std::unexpected(errno_error(errno, "delta: fsync", temporary.string()));
   if (out.close() != 0) return std::unexpected(errno_error(errno, "delta: close", temporary.string()));
   if (::rename(temporary.c_str(), out_delta.c_str()) != 0)

@@ -21,7 +21,7 @@ namespace eddy::ota {
 // release), else Errc::digest_mismatch and nothing is written to the target. The base is then
 // memory-mapped read-only and referenced as the decoder's prefix, never read into memory; the
 // image is decoded straight into a shared mapping of the target (so no window buffer is kept:
-// a --patch-from window spans base and image), hashed and fingerprinted in chunks of 4 MiB, and
+// a --patch-from window spans base and image), hashed and fingerprinted in chunks of 1 MiB, and
 // mapped pages are dropped as the decoder moves on, so resident memory stays bounded. Then, as
 // write_slot_image does: fdatasync, the image's SHA-256 against options.expected_image_sha256
 // (Errc::digest_mismatch), and a read-back of the slot (Errc::io). Progress reports compressed

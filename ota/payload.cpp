@@ -1,12 +1,9 @@
 #include "ota/payload.hpp"
-#include "platform/hex.hpp"
-
-#include <mbedtls/sha256.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 
+#include "ota/sha256.hpp"
 #include "platform/http_client.hpp"
 
 namespace eddy::ota {
@@ -25,14 +22,7 @@ std::string lowercase(std::string s) {
 }  // namespace
 
 struct VerifyingStream::Hasher {
-  mbedtls_sha256_context context;
-  Hasher() {
-    mbedtls_sha256_init(&context);
-    mbedtls_sha256_starts_ret(&context, 0);
-  }
-  ~Hasher() { mbedtls_sha256_free(&context); }
-  Hasher(const Hasher&) = delete;
-  Hasher& operator=(const Hasher&) = delete;
+  Sha256 sha;
 };
 
 VerifyingStream::VerifyingStream(std::unique_ptr<ByteStream> inner, std::string expected_sha256,
@@ -74,9 +64,9 @@ Expected<std::size_t> VerifyingStream::read(char* buffer, std::size_t size) {
     if (bytes_read_ < expected_size_)
       return std::unexpected(fail(Error{Errc::io, name + ": truncated: got " + std::to_string(bytes_read_) + " of " +
                                                       std::to_string(expected_size_) + " bytes"}));
-    std::array<unsigned char, 32> digest{};
-    mbedtls_sha256_finish_ret(&hasher_->context, digest.data());
-    std::string got = to_hex(digest.data(), digest.size());
+    auto digest = hasher_->sha.finish_hex();
+    if (!digest) return std::unexpected(fail(digest.error().with_context(name)));
+    const std::string& got = *digest;
     if (got != expected_sha256_)
       return std::unexpected(fail(Error{Errc::digest_mismatch, name + ": sha256 is " + got + ", the release says " +
                                                                    expected_sha256_}));
@@ -89,7 +79,7 @@ Expected<std::size_t> VerifyingStream::read(char* buffer, std::size_t size) {
   if (bytes_read_ > expected_size_)
     return std::unexpected(fail(Error{Errc::too_large, name + ": larger than the " + std::to_string(expected_size_) +
                                                            " bytes the release declares"}));
-  mbedtls_sha256_update_ret(&hasher_->context, reinterpret_cast<const unsigned char*>(buffer), *n);
+  hasher_->sha.update(buffer, *n);
 
   if (progress_) {
     auto now = std::chrono::steady_clock::now();

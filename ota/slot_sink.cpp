@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <mbedtls/sha256.h>
 #include <sodium.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -16,8 +15,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <future>
+#include <system_error>
+#include <utility>
 #include <vector>
 
+#include "ota/sha256.hpp"
 #include "platform/fault.hpp"
 #include "platform/unique_fd.hpp"
 
@@ -34,25 +37,6 @@ std::string lowercase(std::string s) {
 
 std::string mib_text(std::uint64_t bytes) {
   return std::to_string(bytes) + " bytes (" + std::to_string(bytes >> 20) + " MiB)";
-}
-
-struct Sha256::Impl {
-  mbedtls_sha256_context context;
-};
-
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  mbedtls_sha256_init(&impl_->context);
-  (void)mbedtls_sha256_starts_ret(&impl_->context, 0);
-}
-Sha256::~Sha256() { mbedtls_sha256_free(&impl_->context); }
-// The software implementation fails only on hardware-accelerator errors, which it lacks.
-void Sha256::update(const char* data, std::size_t size) {
-  (void)mbedtls_sha256_update_ret(&impl_->context, reinterpret_cast<const unsigned char*>(data), size);
-}
-std::string Sha256::finish_hex() {
-  std::array<unsigned char, 32> digest{};
-  (void)mbedtls_sha256_finish_ret(&impl_->context, digest.data());
-  return to_hex(digest.data(), digest.size());
 }
 
 }  // namespace detail
@@ -217,19 +201,49 @@ Expected<std::size_t> pread_full(int fd, char* data, std::size_t size, std::uint
   return got;
 }
 
+// Runs `job` on a thread of its own, so that the caller's next step (decoding or reading the
+// next chunk) overlaps it; inline when no thread can be made. At most one job is out at a time.
+template <typename Job>
+std::future<std::invoke_result_t<Job>> beside(Job job) {
+  try {
+    return std::async(std::launch::async, job);
+  } catch (const std::system_error&) {
+    std::promise<std::invoke_result_t<Job>> done;
+    done.set_value(job());
+    return done.get_future();
+  }
+}
+
+// Open the slot again for the read-back, with O_DIRECT where the file system takes it, so
+// that the bytes come from the device and never from the page cache. Empty when refused
+// (tmpfs, some FUSE file systems): the read-back then drops the cached pages first.
+UniqueFd open_direct(const stdfs::path& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT)); }
+
 }  // namespace
 
 namespace detail {
 
 struct SlotSink::State {
   OpenSlot slot;
-  AlignedBuffer buffer;
+  // Two chunk buffers: the caller fills one while the other is written and hashed beside it.
+  std::array<AlignedBuffer, 2> buffers;
+  std::size_t current = 0;
+  // The chunk being written beside the caller, and where it goes.
+  std::future<Status> pending;
+  std::size_t pending_size = 0;
+  std::uint64_t pending_bytes_in = 0;
   Sha256 sha;
   BlockFingerprints fingerprints;
   ProgressReporter progress;
   bool passed_25 = false;
   bool passed_50 = false;
   explicit State(const SlotWriteOptions& options) : progress(options.progress, options.progress_every) {}
+  // A chunk still being written uses the members above: it ends before they go.
+  ~State() {
+    if (pending.valid()) pending.wait();
+  }
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
 };
 
 SlotSink::SlotSink(const stdfs::path& slot, const SlotWriteOptions& options)
@@ -237,7 +251,7 @@ SlotSink::SlotSink(const stdfs::path& slot, const SlotWriteOptions& options)
 SlotSink::~SlotSink() = default;
 
 int SlotSink::fd() const { return state_ ? state_->slot.fd.get() : -1; }
-char* SlotSink::buffer() const { return state_ ? state_->buffer.get() : nullptr; }
+char* SlotSink::buffer() const { return state_ ? state_->buffers[state_->current].get() : nullptr; }
 
 Status SlotSink::open() {
   if (sodium_init() < 0) return make_error(Errc::internal, "libsodium failed to initialise");
@@ -246,8 +260,10 @@ Status SlotSink::open() {
   if (!opened) return std::unexpected(opened.error());
   state->slot = std::move(*opened);
   capacity_ = state->slot.size;
-  state->buffer.reset(static_cast<char*>(std::aligned_alloc(alignment, write_chunk)));
-  if (!state->buffer) return make_error(Errc::internal, "slot " + name_ + ": out of memory for the write buffer");
+  for (auto& buffer : state->buffers) {
+    buffer.reset(static_cast<char*>(std::aligned_alloc(alignment, write_chunk)));
+    if (!buffer) return make_error(Errc::internal, "slot " + name_ + ": out of memory for the write buffers");
+  }
   state->progress.start(SlotWriteProgress::Phase::writing);
   state_ = std::move(state);
   return {};
@@ -265,19 +281,58 @@ Status SlotSink::set_image_size(std::uint64_t size) {
   return {};
 }
 
-Status SlotSink::write(const char* data, std::size_t size, std::uint64_t bytes_in) {
+Status SlotSink::write_buffer(std::size_t size, std::uint64_t bytes_in) {
   if (size == 0) return {};
-  if (written_ + size > capacity_) return std::unexpected(too_large(written_ + size));
-  if (auto s = pwrite_all(fd(), data, size, written_, name_, path_); !s) return s;
-  return account(data, size, bytes_in);
+  State& st = *state_;
+  const std::uint64_t offset = written_ + st.pending_size;
+  if (offset + size > capacity_) return std::unexpected(too_large(offset + size));
+  if (auto s = drain(); !s) return s;
+  const char* data = st.buffers[st.current].get();
+  const int fd = st.slot.fd.get();
+  st.pending_size = size;
+  st.pending_bytes_in = bytes_in;
+  st.pending = beside([&st, data, size, offset, fd, this]() -> Status {
+    if (auto s = pwrite_all(fd, data, size, offset, name_, path_); !s) return s;
+    // Write-behind: start this chunk's writeback now, and wait for the previous chunk's (started
+    // one chunk ago) and drop its clean pages. The disk works while the next chunk decodes, the
+    // final fdatasync has little left to do, and dirty pages stay at two chunks: a board with
+    // little memory is not pushed into reclaim by a large image. Hints: errors show at fdatasync.
+    (void)::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
+    if (offset >= write_chunk) {
+      const auto previous = static_cast<off_t>(offset - write_chunk);
+      (void)::sync_file_range(fd, previous, static_cast<off_t>(write_chunk),
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      (void)::posix_fadvise(fd, previous, static_cast<off_t>(write_chunk), POSIX_FADV_DONTNEED);
+    }
+    st.sha.update(data, size);
+    st.fingerprints.add(data, size);
+    return {};
+  });
+  st.current ^= 1;
+  return {};
+}
+
+Status SlotSink::drain() {
+  State& st = *state_;
+  if (!st.pending.valid()) return {};
+  Status status = st.pending.get();
+  const std::size_t size = std::exchange(st.pending_size, 0);
+  if (!status) return status;
+  return note_written(size, st.pending_bytes_in);
 }
 
 Status SlotSink::account(const char* data, std::size_t size, std::uint64_t bytes_in) {
   if (size == 0) return {};
   if (written_ + size > capacity_) return std::unexpected(too_large(written_ + size));
+  if (auto s = drain(); !s) return s;
   State& st = *state_;
   st.sha.update(data, size);
   st.fingerprints.add(data, size);
+  return note_written(size, bytes_in);
+}
+
+Status SlotSink::note_written(std::size_t size, std::uint64_t bytes_in) {
+  State& st = *state_;
   written_ += size;
   // Fault points for the crash matrix, against the image size (or the slot's when unknown).
   const std::uint64_t total = image_size_.value_or(capacity_);
@@ -294,6 +349,7 @@ Status SlotSink::account(const char* data, std::size_t size, std::uint64_t bytes
 }
 
 Expected<SlotWriteResult> SlotSink::finish(std::uint64_t bytes_in) {
+  if (auto s = drain(); !s) return std::unexpected(s.error());
   State& st = *state_;
   const int fd = st.slot.fd.get();
   const std::string& name = name_;
@@ -308,7 +364,9 @@ Expected<SlotWriteResult> SlotSink::finish(std::uint64_t bytes_in) {
   SlotWriteResult result;
   result.compressed_bytes = bytes_in;
   result.image_bytes = written;
-  result.image_sha256 = st.sha.finish_hex();
+  auto image_digest = st.sha.finish_hex();
+  if (!image_digest) return std::unexpected(image_digest.error().with_context("slot " + name));
+  result.image_sha256 = std::move(*image_digest);
   if (options_.expected_image_sha256 && lowercase(*options_.expected_image_sha256) != result.image_sha256)
     return make_error(Errc::digest_mismatch, "slot " + name + ": the decompressed image's sha256 is " +
                                                  result.image_sha256 + ", the release says " +
@@ -317,31 +375,58 @@ Expected<SlotWriteResult> SlotSink::finish(std::uint64_t bytes_in) {
   fault::point("slot:before-verify");
   if (options_.before_verify) options_.before_verify();
 
-  // Read back from the device rather than from the page cache: drop the (now clean) cached
-  // pages first. A hint only; where it is not honoured the check still catches bad writes
-  // that the kernel reported.
-  (void)::posix_fadvise(fd, 0, static_cast<off_t>(written), POSIX_FADV_DONTNEED);
+  // Read back from the device, not from the page cache: through O_DIRECT where the file system
+  // takes it (a direct read also writes back any page still dirty in its range first), else after
+  // dropping the now clean cached pages, which Linux honours for pages nobody maps. Each chunk is
+  // checked and hashed beside the reading of the next.
+  UniqueFd direct = open_direct(path);
+  if (!direct) (void)::posix_fadvise(fd, 0, static_cast<off_t>(written), POSIX_FADV_DONTNEED);
   st.progress.start(SlotWriteProgress::Phase::verifying);
-  char* out = st.buffer.get();
   Sha256 readback;
+  std::future<std::optional<std::uint64_t>> checking;  // declared after what it uses: joins first
+  auto collect = [&]() -> Status {
+    if (!checking.valid()) return {};
+    if (auto at = checking.get())
+      return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(*at) +
+                                      " (in the block of " + std::to_string(block_size) + " bytes from there): " +
+                                      path.string() + " does not keep what was written; the storage may be failing");
+    return {};
+  };
   for (std::uint64_t offset = 0; offset < written;) {
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(write_chunk, written - offset));
-    auto got = pread_full(fd, out, want, offset, name, path);
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(write_chunk, written - offset));
+    char* out = st.buffers[st.current].get();
+    Expected<std::size_t> got = 0;
+    if (direct) {
+      // Whole blocks (the buffer, the offsets and write_chunk are aligned); a file's end may come first.
+      got = pread_full(direct.get(), out, (want + alignment - 1) / alignment * alignment, offset, name, path);
+      if (!got) {
+        // A device that refuses these direct reads (a block size above the alignment): read the
+        // rest through the page cache, dropped first.
+        direct = UniqueFd();
+        (void)::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(written - offset), POSIX_FADV_DONTNEED);
+      }
+    }
+    if (!direct) got = pread_full(fd, out, want, offset, name, path);
     if (!got) return std::unexpected(got.error());
     if (*got < want)
       return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(offset + *got) +
                                       ": the slot ends there (" + path.string() + " shrank while being written?)");
-    if (auto at = st.fingerprints.first_difference(offset, out, want))
-      return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(*at) +
-                                      " (in the block of " + std::to_string(block_size) + " bytes from there): " +
-                                      path.string() + " does not keep what was written; the storage may be failing");
-    readback.update(out, want);
+    if (auto s = collect(); !s) return std::unexpected(s.error());
+    checking = beside([&st, &readback, out, offset, want]() -> std::optional<std::uint64_t> {
+      if (auto at = st.fingerprints.first_difference(offset, out, want)) return at;
+      readback.update(out, want);
+      return std::nullopt;
+    });
+    st.current ^= 1;
     offset += want;
     st.progress.update(bytes_in, offset, image_size_, false);
   }
+  if (auto s = collect(); !s) return std::unexpected(s.error());
   st.progress.update(bytes_in, written, image_size_, true);
-  if (std::string digest = readback.finish_hex(); digest != result.image_sha256)
-    return make_error(Errc::io, "slot " + name + ": read-back differs: sha256 " + digest + " read, " +
+  auto digest = readback.finish_hex();
+  if (!digest) return std::unexpected(digest.error().with_context("slot " + name));
+  if (*digest != result.image_sha256)
+    return make_error(Errc::io, "slot " + name + ": read-back differs: sha256 " + *digest + " read, " +
                                     result.image_sha256 + " written (" + path.string() + ")");
   return result;
 }

@@ -16,24 +16,11 @@
 namespace eddy::ota::detail {
 
 // Writes go to the slot in chunks of this size, at offsets that are multiples of it.
-inline constexpr std::size_t write_chunk = 4u << 20;
+inline constexpr std::size_t write_chunk = 1u << 20;
 
 std::string lowercase(std::string s);
 std::string mib_text(std::uint64_t bytes);
 
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const char* data, std::size_t size);
-  std::string finish_hex();
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
 
 class SlotSink {
  public:
@@ -48,8 +35,10 @@ class SlotSink {
   const std::filesystem::path& path() const { return path_; }
   int fd() const;
   std::uint64_t capacity() const { return capacity_; }
+  // Bytes written and accounted for (not counting a chunk still being written).
   std::uint64_t written() const { return written_; }
-  // A buffer of write_chunk bytes, aligned for the device.
+  // The buffer to fill next: write_chunk bytes, aligned for the device. Another one after each
+  // write_buffer() (the one handed over is being written and hashed beside the caller).
   char* buffer() const;
 
   // The image size when known (a zstd frame header): Errc::too_large when it cannot fit.
@@ -57,8 +46,10 @@ class SlotSink {
   std::optional<std::uint64_t> image_size() const { return image_size_; }
   Error too_large(std::uint64_t at_least) const;
 
-  // Write `size` bytes at written() and account for them. `bytes_in` is the compressed input so far.
-  [[nodiscard]] Status write(const char* data, std::size_t size, std::uint64_t bytes_in);
+  // Write the first `size` bytes of buffer() after what was handed over before, and account for
+  // them. The write and the hashing run beside the caller until the next write_buffer() or
+  // finish(), which report their errors. `bytes_in` is the compressed input so far.
+  [[nodiscard]] Status write_buffer(std::size_t size, std::uint64_t bytes_in);
   // Account for `size` bytes the caller already put at written() (through a shared mapping).
   [[nodiscard]] Status account(const char* data, std::size_t size, std::uint64_t bytes_in);
 
@@ -66,6 +57,10 @@ class SlotSink {
   [[nodiscard]] Expected<SlotWriteResult> finish(std::uint64_t bytes_in);
 
  private:
+  // Wait for the chunk being written beside the caller and account for it.
+  [[nodiscard]] Status drain();
+  [[nodiscard]] Status note_written(std::size_t size, std::uint64_t bytes_in);
+
   struct State;
   std::filesystem::path path_;
   const SlotWriteOptions& options_;

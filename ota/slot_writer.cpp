@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <mbedtls/sha256.h>
 #include <sodium.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -72,7 +71,7 @@ Expected<SlotWriteResult> write_slot_image(ByteStream& compressed, const stdfs::
     return make_error(Errc::internal, std::string("zstd: ") + ZSTD_getErrorName(r));
 
   std::vector<char> input_buffer(ZSTD_DStreamInSize());
-  char* const out = sink.buffer();
+  char* out = sink.buffer();
   std::uint64_t bytes_in = 0;
   std::size_t fill = 0;
   bool header_seen = false;
@@ -106,7 +105,8 @@ Expected<SlotWriteResult> write_slot_image(ByteStream& compressed, const stdfs::
       fill += output.pos;
       last_result = r;
       if (fill == write_chunk) {
-        if (auto s = sink.write(out, fill, bytes_in); !s) return std::unexpected(s.error());
+        if (auto s = sink.write_buffer(fill, bytes_in); !s) return std::unexpected(s.error());
+        out = sink.buffer();
         fill = 0;
       }
     }
@@ -117,7 +117,7 @@ Expected<SlotWriteResult> write_slot_image(ByteStream& compressed, const stdfs::
     return make_error(Errc::invalid_argument, "slot " + name + ": the image's zstd stream is truncated after " +
                                                   std::to_string(bytes_in) +
                                                   " compressed bytes (an incomplete download or upload?)");
-  if (auto s = sink.write(out, fill, bytes_in); !s) return std::unexpected(s.error());
+  if (auto s = sink.write_buffer(fill, bytes_in); !s) return std::unexpected(s.error());
   return sink.finish(bytes_in);
 }
 

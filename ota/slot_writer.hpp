@@ -56,7 +56,7 @@ struct SlotWriteResult {
 // Decode `compressed` into `slot` (a block device, or a regular file standing in for one, which
 // is never truncated or grown: its size is the slot's size) from offset 0, fsync, then re-read
 // the written range and compare its SHA-256 with the one computed while writing (and with
-// options.expected_image_sha256). Memory is fixed: a 4 MiB write buffer, zstd's input buffer
+// options.expected_image_sha256). Memory is fixed: two 1 MiB write buffers, zstd's input buffer
 // and window (at most 2^max_window_log bytes). Block devices are opened with O_EXCL, so a
 // mounted slot (the active root filesystem) is refused.
 // Errors: an image larger than the slot: Errc::too_large, found before any byte goes past the

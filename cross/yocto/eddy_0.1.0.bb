@@ -17,7 +17,7 @@ SRCREV = "${AUTOREV}"
 PV = "0.1.0+git${SRCPV}"
 S = "${WORKDIR}/git"
 
-DEPENDS = "libgit2 sqlite3 zstd libsodium libarchive mbedtls yaml-cpp http-parser \
+DEPENDS = "libgit2 sqlite3 zstd libsodium libarchive mbedtls openssl yaml-cpp http-parser \
            nlohmann-json cli11 asio"
 
 inherit cmake pkgconfig systemd useradd
