@@ -120,7 +120,7 @@ TEST_F(ContainerInstallerTest, HandOverGoodThenBadImage) {
   EXPECT_NE(verdict.reason.find("404"), std::string::npos) << verdict.reason;
   ASSERT_TRUE(installer_->settle("2", s2));
   auto bad = during_bad.stop();
-  EXPECT_EQ(bad.failures, 0) << bad.requests << " requests";
+  EXPECT_EQ(bad.failures, 0) << bad.requests << " requests; first failure: " << bad.first_failure;
   EXPECT_EQ(get(port_), "two\n");
   EXPECT_EQ(get(candidate_port_), "");
   EXPECT_EQ(runtime_->containers_labelled("eddy.target", target_).value(),

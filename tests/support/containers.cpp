@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -114,6 +115,8 @@ HttpPoller::HttpPoller(int port) : port_(port) {
         last_answer = now;
       } else {
         ++stats_.failures;
+        if (stats_.first_failure.empty())
+          stats_.first_failure = r ? "HTTP " + std::to_string(r->status) : r.error().message;
         // Wait a little so that a refused connection does not spin.
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }

@@ -46,6 +46,7 @@ class HttpPoller {
     int requests = 0;
     int failures = 0;                        // no answer, or not 200
     std::chrono::milliseconds longest_gap{0};  // longest time between two answered requests
+    std::string first_failure;                 // what the first failed request got
   };
   explicit HttpPoller(int port);
   ~HttpPoller();
