@@ -25,6 +25,9 @@ namespace t = eddy::testing;
 using namespace eddy;
 using namespace eddy::ota;
 using Clock = std::chrono::steady_clock;
+// A request that gets no answer this fast counts as failed (a connection into a container that
+// is going away can hang until then); short, so that the gap measures the swap, not the client.
+constexpr std::chrono::milliseconds kRequestTimeout{200};
 
 namespace {
 
@@ -78,8 +81,9 @@ int main(int argc, char** argv) {
     return t::wait_until([&] { return t::run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(port) + "/"}).output == body; });
   };
 
-  std::printf("container_swap: podman %s, %d rounds, busybox httpd on 127.0.0.1\n",
-              t::run_ok({"podman", "version", "--format", "{{.Client.Version}}"}).c_str(), rounds);
+  std::string version = t::run_ok({"podman", "version", "--format", "{{.Client.Version}}"});
+  while (!version.empty() && version.back() == '\n') version.pop_back();
+  std::printf("container_swap: podman %s, %d rounds, busybox httpd on 127.0.0.1\n", version.c_str(), rounds);
   struct Row { int requests, failures; long long gap_ms, swap_ms; };
   for (auto strategy : {SwapStrategy::hand_over, SwapStrategy::stop_then_start}) {
     std::vector<Row> rows;
@@ -93,7 +97,7 @@ int main(int argc, char** argv) {
     for (int round = 0; round < rounds; ++round) {
       const std::string to = from == "a" ? "b" : "a";
       const auto& s = to == "a" ? sa : sb;
-      t::HttpPoller poller(port);
+      t::HttpPoller poller(port, kRequestTimeout);
       if (!t::wait_until([&] { return poller.answered() > 0; })) die("no answer before the swap");
       auto started = Clock::now();
       if (strategy == SwapStrategy::stop_then_start) check(installer.stop(from), "stop " + from);
@@ -134,7 +138,7 @@ int main(int argc, char** argv) {
     std::vector<long long> times;
     int failures = 0;
     for (int round = 0; round < rounds; ++round) {
-      t::HttpPoller poller(port);
+      t::HttpPoller poller(port, kRequestTimeout);
       if (!t::wait_until([&] { return poller.answered() > 0; })) die("no answer");
       check(installer.start("b", sb, "a"), "start candidate b");
       if (!t::wait_until([&] { return t::run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(candidate) + "/"}).exit_code == 0; }))

@@ -100,12 +100,12 @@ void remove_test_images(const std::string& repo) {
   }
 }
 
-HttpPoller::HttpPoller(int port) : port_(port) {
+HttpPoller::HttpPoller(int port, std::chrono::milliseconds timeout) : port_(port), timeout_(timeout) {
   thread_ = std::thread([this] {
     const std::string url = "http://127.0.0.1:" + std::to_string(port_) + "/";
     auto last_answer = std::chrono::steady_clock::now();
     http::RequestOptions options;
-    options.timeout = std::chrono::milliseconds(1000);
+    options.timeout = timeout_;
     while (!stop_) {
       auto r = http::request(url, options);
       auto now = std::chrono::steady_clock::now();

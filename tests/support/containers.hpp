@@ -48,13 +48,15 @@ class HttpPoller {
     std::chrono::milliseconds longest_gap{0};  // longest time between two answered requests
     std::string first_failure;                 // what the first failed request got
   };
-  explicit HttpPoller(int port);
+  // `timeout`: how long one request may wait for its answer before it counts as failed.
+  explicit HttpPoller(int port, std::chrono::milliseconds timeout = std::chrono::seconds(1));
   ~HttpPoller();
   Stats stop();
   int answered() const { return answered_.load(); }
 
  private:
   int port_;
+  std::chrono::milliseconds timeout_;
   std::atomic<bool> stop_{false};
   std::atomic<int> answered_{0};
   Stats stats_;
