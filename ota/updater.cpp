@@ -863,7 +863,9 @@ void Updater::start_apps() {
 Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
   std::string target = requested;
   if (target.empty()) {
-    if (options_.apps.size() != 1 || container_runtime_)
+    if (container_runtime_)
+      return make_error(Errc::invalid_argument, "name the app or container to roll back (eddy rollback NAME)");
+    if (options_.apps.size() != 1)
       return make_error(Errc::invalid_argument, "name the app to roll back (" + std::to_string(options_.apps.size()) +
                                                     " are configured)");
     target = options_.apps.begin()->first;
