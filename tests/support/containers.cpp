@@ -35,7 +35,23 @@ std::string podman_unavailable() {
   use_test_containers_conf();
   auto info = run({"podman", "info", "--format", "{{.Host.OCIRuntime.Name}}"});
   if (info.exit_code != 0) return "`podman info` fails here: " + info.output;
-  return {};
+  // `podman info` can pass where no container starts (no cgroup access, no netavark or
+  // iptables inside a CI container): start one, with a published port as the tests use, once
+  // per test process.
+  static const std::string started = [] {
+    TempDir dir;
+    stdfs::create_directories(dir / "root" / "bin");
+    stdfs::copy_file("/bin/busybox", dir / "root" / "bin" / "busybox");
+    run_ok({"tar", "-C", (dir / "root").string(), "-cf", (dir / "root.tar").string(), "."});
+    const std::string image = "localhost/eddy-podman-probe:1";
+    if (auto r = run({"podman", "import", (dir / "root.tar").string(), image}); r.exit_code != 0)
+      return "`podman import` fails here: " + r.output;
+    auto r = run({"podman", "run", "--rm", "--publish", "127.0.0.1::80", image, "/bin/busybox", "true"});
+    (void)run({"podman", "rmi", "--force", image});
+    if (r.exit_code != 0) return "a container with a published port does not start here: " + r.output;
+    return std::string();
+  }();
+  return started;
 }
 
 TestImage make_test_image(const stdfs::path& dir, const std::string& repo, const std::string& tag,
