@@ -1,5 +1,10 @@
 #include "tests/support/containers.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -28,10 +33,30 @@ void use_test_containers_conf() {
   });
 }
 
+namespace {
+// Real-Podman tests run one at a time across test programs (ctest -j runs several): Podman's
+// store does not survive one process importing an image while another removes images ("layer
+// not known"). The lock is held until this test process exits; O_CLOEXEC keeps it from the
+// eddyd processes the tests start.
+void hold_podman_lock() {
+  static const int fd = [] {
+    const auto path = stdfs::temp_directory_path() / "eddy-tests-podman.lock";
+    int f = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (f < 0) throw std::runtime_error("cannot open " + path.string());
+    while (::flock(f, LOCK_EX) != 0) {
+      if (errno != EINTR) throw std::runtime_error("cannot lock " + path.string());
+    }
+    return f;
+  }();
+  (void)fd;
+}
+}  // namespace
+
 std::string podman_unavailable() {
   if (!emulator().empty()) return "runs under qemu-user (" + emulator().front() + "): Podman cannot run containers there";
   if (run({"sh", "-c", "command -v podman"}).exit_code != 0) return "podman is not installed (scripts/install-deps installs it)";
   if (!stdfs::exists("/bin/busybox")) return "busybox-static is not installed (scripts/install-deps installs it)";
+  hold_podman_lock();
   use_test_containers_conf();
   auto info = run({"podman", "info", "--format", "{{.Host.OCIRuntime.Name}}"});
   if (info.exit_code != 0) return "`podman info` fails here: " + info.output;
@@ -43,7 +68,8 @@ std::string podman_unavailable() {
     stdfs::create_directories(dir / "root" / "bin");
     stdfs::copy_file("/bin/busybox", dir / "root" / "bin" / "busybox");
     run_ok({"tar", "-C", (dir / "root").string(), "-cf", (dir / "root.tar").string(), "."});
-    const std::string image = "localhost/eddy-podman-probe:1";
+    // Per process: test programs run side by side, and one's rmi must not take another's image.
+    const std::string image = "localhost/eddy-podman-probe:" + std::to_string(::getpid());
     if (auto r = run({"podman", "import", (dir / "root.tar").string(), image}); r.exit_code != 0)
       return "`podman import` fails here: " + r.output;
     auto r = run({"podman", "run", "--rm", "--publish", "127.0.0.1::80", image, "/bin/busybox", "true"});

@@ -14,7 +14,9 @@
 namespace eddy::testing {
 
 // Why real Podman cannot run here (empty when it can): under qemu-user, no podman on PATH, no
-// busybox-static, or `podman info` failing. Sets CONTAINERS_CONF first (see below).
+// busybox-static, or `podman info` failing. Sets CONTAINERS_CONF first (see below). When Podman
+// is there, waits for and holds (until the process exits) the lock that lets one real-Podman
+// test program at a time use it.
 std::string podman_unavailable();
 
 // Points CONTAINERS_CONF (for this process and its children) at a containers.conf that makes
