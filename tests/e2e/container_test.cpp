@@ -106,12 +106,17 @@ TEST_F(ContainerDeviceTest, HandOverGoodImageRollBackBadImage) {
 
   publish("3.0.0", false);
   {
-    HttpPoller poller(port_);
+    // 3 s a request: under load, a connection attempt made while Podman sets up the candidate's
+    // port forwarding can wait for one SYN retransmission (1 s) and then be answered by the old
+    // container (seen 1 in about 5 runs of the whole suite). Late is not failed; the gap is printed.
+    HttpPoller poller(port_, std::chrono::seconds(3));
     ASSERT_TRUE(wait_until([&] { return poller.answered() > 0; }));
     auto r = device_->eddy({"check"});
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_EQ(r.json.value("outcome", ""), "rolled-back") << r.output << device_->log();
     auto stats = poller.stop();
+    std::cout << "a bad image tried beside the old one through eddyd: " << stats.requests << " requests, "
+              << stats.failures << " failed, longest gap " << stats.longest_gap.count() << " ms\n";
     EXPECT_EQ(stats.failures, 0) << stats.requests << " requests; first failure: " << stats.first_failure;
   }
   EXPECT_EQ(device_->current_version(target_), "2.0.0");

@@ -111,7 +111,10 @@ TEST_F(ContainerInstallerTest, HandOverGoodThenBadImage) {
   // A bad v3: its probe fails on the candidate; it is removed and v2 never stops.
   auto s3 = settings_for(v3);
   ASSERT_TRUE(stage("3", v3, s3));
-  t::HttpPoller during_bad(port_);
+  // 3 s a request: under load, a connection attempt made while Podman sets up the candidate's
+  // port forwarding can wait for one SYN retransmission (1 s) and then be answered by the old
+  // container (seen 1 in about 5 runs of the whole suite). Late is not failed; the gap is printed.
+  t::HttpPoller during_bad(port_, std::chrono::seconds(3));
   ASSERT_TRUE(t::wait_until([&] { return during_bad.answered() > 0; }));
   ASSERT_TRUE(installer_->start("3", s3, "2"));
   ASSERT_TRUE(t::wait_until([&] { return get(candidate_port_) == "three\n"; }));
