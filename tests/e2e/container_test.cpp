@@ -147,14 +147,6 @@ TEST_F(ContainerDeviceTest, StopThenStart) {
   EXPECT_EQ(containers(), std::vector<std::string>{name_of("2.0.0")});
 }
 
-struct KillCase {
-  std::string point;
-  bool healthy_v2;
-  std::string end_version;
-};
-
-std::ostream& operator<<(std::ostream& os, const KillCase& c) { return os << c.point; }
-
 class ContainerKillInState : public ContainerDeviceTest, public ::testing::WithParamInterface<KillCase> {};
 
 // SIGKILL eddyd at a state of a hand-over; started again, it ends with exactly one container

@@ -306,14 +306,6 @@ TEST_F(DeviceTest, SpeaksSystemdNotify) {
 // SIGKILL inside every state: each time the device ends on a good version, and history says
 // what happened.
 
-struct KillCase {
-  std::string point;      // fault point name (EDDY_FAULT_KILL_AT)
-  bool healthy_v2;        // the release being installed when the kill comes
-  std::string end_version;
-};
-
-std::ostream& operator<<(std::ostream& os, const KillCase& c) { return os << c.point; }
-
 class KillInEveryState : public DeviceTest, public ::testing::WithParamInterface<KillCase> {};
 
 TEST_P(KillInEveryState, EndsOnAGoodVersion) {

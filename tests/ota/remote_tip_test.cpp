@@ -212,14 +212,30 @@ TEST(RemoteTip, ClosedPortAndSilentServer) {
 
 // --- Malformed advertisements from a server that answers git:// or http:// ---
 
+// A canned server answer that remote_tip must refuse with `code`, saying `says`.
+struct RefusalCase {
+  std::string name;
+  std::string reply;
+  Errc code;
+  std::string says;
+};
+
+// Each case against a server answering its reply on `scheme`://127.0.0.1:<port>`path`: refused
+// with the case's code, and the message says what and names the URL.
+void expect_refusals(const std::vector<RefusalCase>& cases, const std::string& scheme, const std::string& path) {
+  for (const auto& c : cases) {
+    CannedServer server(c.reply);
+    const std::string url = scheme + "://127.0.0.1:" + std::to_string(server.port()) + path;
+    auto tip = remote_tip(url, "main", std::chrono::seconds(20));
+    ASSERT_FALSE(tip) << c.name << ": " << *tip;
+    EXPECT_EQ(tip.error().code, c.code) << c.name << ": " << tip.error().message;
+    EXPECT_NE(tip.error().message.find(c.says), std::string::npos) << c.name << ": " << tip.error().message;
+    EXPECT_NE(tip.error().message.find(url), std::string::npos) << c.name << ": " << tip.error().message;
+  }
+}
+
 TEST(RemoteTip, MalformedGitAdvertisementsAreClearErrors) {
-  struct Case {
-    std::string name;
-    std::string reply;
-    Errc code;
-    std::string says;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusalCase> cases = {
       {"bad length", "zzzz" + kId1 + " refs/heads/main\n", Errc::network, "pkt-line length"},
       {"impossible length", "0002", Errc::network, "impossible length"},
       {"truncated", first_ref(kId1, "refs/heads/main").substr(0, 30), Errc::network, "closed the connection"},
@@ -235,15 +251,7 @@ TEST(RemoteTip, MalformedGitAdvertisementsAreClearErrors) {
       {"empty repository", first_ref(std::string(40, '0'), "capabilities^{}") + "0000", Errc::not_found,
        "no branch main"},
   };
-  for (const auto& c : cases) {
-    CannedServer server(c.reply);
-    const std::string url = "git://127.0.0.1:" + std::to_string(server.port()) + "/fleet";
-    auto tip = remote_tip(url, "main", std::chrono::seconds(20));
-    ASSERT_FALSE(tip) << c.name << ": " << *tip;
-    EXPECT_EQ(tip.error().code, c.code) << c.name << ": " << tip.error().message;
-    EXPECT_NE(tip.error().message.find(c.says), std::string::npos) << c.name << ": " << tip.error().message;
-    EXPECT_NE(tip.error().message.find(url), std::string::npos) << c.name << ": " << tip.error().message;
-  }
+  expect_refusals(cases, "git", "/fleet");
   // Well formed, with a shallow line and other refs: found.
   CannedServer good(first_ref(kId2, "HEAD") + pkt(kId1 + " refs/heads/main\n") + pkt(kId2 + " refs/tags/v1\n") +
                     pkt("shallow " + kId2 + "\n") + "0000");
@@ -259,13 +267,7 @@ TEST(RemoteTip, HttpAnswersThatAreNotASmartAdvertisementAreErrors) {
   };
   const std::string smart = "application/x-git-upload-pack-advertisement";
   const std::string good_body = pkt("# service=git-upload-pack\n") + "0000" + first_ref(kId1, "refs/heads/main") + "0000";
-  struct Case {
-    std::string name;
-    std::string reply;
-    Errc code;
-    std::string says;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusalCase> cases = {
       {"dumb server", response("200 OK", "text/plain", kId1 + "\trefs/heads/main\n"), Errc::unsupported,
        "not a smart Git HTTP server"},
       {"not found", response("404 Not Found", "text/plain", "no"), Errc::not_found, "404"},
@@ -276,15 +278,7 @@ TEST(RemoteTip, HttpAnswersThatAreNotASmartAdvertisementAreErrors) {
       {"not HTTP", "SSH-2.0-OpenSSH_9.2\r\n", Errc::network, "malformed HTTP response"},
       {"trailing bytes", response("200 OK", smart, good_body + "0008abcd"), Errc::network, "after its closing"},
   };
-  for (const auto& c : cases) {
-    CannedServer server(c.reply);
-    const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/git/fleet";
-    auto tip = remote_tip(url, "main", std::chrono::seconds(20));
-    ASSERT_FALSE(tip) << c.name << ": " << *tip;
-    EXPECT_EQ(tip.error().code, c.code) << c.name << ": " << tip.error().message;
-    EXPECT_NE(tip.error().message.find(c.says), std::string::npos) << c.name << ": " << tip.error().message;
-    EXPECT_NE(tip.error().message.find(url), std::string::npos) << c.name << ": " << tip.error().message;
-  }
+  expect_refusals(cases, "http", "/git/fleet");
   CannedServer good(response("200 OK", smart + "; charset=binary", good_body));
   auto tip = remote_tip("http://127.0.0.1:" + std::to_string(good.port()) + "/git/fleet/", "main",
                         std::chrono::seconds(20));

@@ -320,6 +320,18 @@ TEST(SlotWriter, RefusesAnImageWithAnotherDigestThanTheRelease) {
   EXPECT_TRUE(contains(result.error().message, sha256_of(dir / "image"))) << result.error().message;
 }
 
+// Flips the bits of `mask` in the byte at `at` of `path`, on disk (fsynced).
+void flip_byte(const stdfs::path& path, std::uint64_t at, char mask) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  char byte = 0;
+  ASSERT_EQ(::pread(fd, &byte, 1, static_cast<off_t>(at)), 1);
+  byte = static_cast<char>(byte ^ mask);
+  ASSERT_EQ(::pwrite(fd, &byte, 1, static_cast<off_t>(at)), 1);
+  ::fsync(fd);
+  ::close(fd);
+}
+
 TEST(SlotWriter, ReadBackFindsABytePlantedBetweenWriteAndVerify) {
   TempDir dir;
   make_image(dir / "image", 10 * MiB);
@@ -329,16 +341,7 @@ TEST(SlotWriter, ReadBackFindsABytePlantedBetweenWriteAndVerify) {
   const std::uint64_t at = 5 * MiB + 123;
   SlotWriteOptions options;
   options.slot_name = "rootfs.b";
-  options.before_verify = [&] {
-    int fd = ::open((dir / "slot").c_str(), O_RDWR | O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    char byte = 0;
-    ASSERT_EQ(::pread(fd, &byte, 1, static_cast<off_t>(at)), 1);
-    byte = static_cast<char>(byte ^ 0x01);
-    ASSERT_EQ(::pwrite(fd, &byte, 1, static_cast<off_t>(at)), 1);
-    ::fsync(fd);
-    ::close(fd);
-  };
+  options.before_verify = [&] { flip_byte(dir / "slot", at, 0x01); };
   auto result = write_slot_image(*stream, dir / "slot", options);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, Errc::io);
@@ -508,16 +511,7 @@ TEST(SlotWriter, ReadBackReadsTheDeviceNotThePageCache) {
     SCOPED_TRACE("byte " + std::to_string(at));
     SlotWriteOptions options;
     options.slot_name = "rootfs.b";
-    options.before_verify = [&] {
-      int fd = ::open((dir / "backing").c_str(), O_RDWR | O_CLOEXEC);
-      ASSERT_GE(fd, 0);
-      char byte = 0;
-      ASSERT_EQ(::pread(fd, &byte, 1, static_cast<off_t>(at)), 1);
-      byte = static_cast<char>(byte ^ 0x40);
-      ASSERT_EQ(::pwrite(fd, &byte, 1, static_cast<off_t>(at)), 1);
-      ::fsync(fd);
-      ::close(fd);
-    };
+    options.before_verify = [&] { flip_byte(dir / "backing", at, 0x40); };
     auto stream = verified(zst);
     auto result = write_slot_image(*stream, device, options);
     ASSERT_FALSE(result);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -110,5 +111,14 @@ class Device {
 
 // An HTTP GET on loopback with a short timeout: the body, or nullopt when nothing answers.
 std::optional<std::string> http_get(int port, const std::string& path);
+
+// One case of the kill-in-state suites (tests/e2e): eddyd is SIGKILLed at a fault point while it
+// installs version 2.0.0, and must end on `end_version` once started again.
+struct KillCase {
+  std::string point;        // fault point name (EDDY_FAULT_KILL_AT)
+  bool healthy_v2;          // the release being installed when the kill comes
+  std::string end_version;
+};
+inline std::ostream& operator<<(std::ostream& os, const KillCase& c) { return os << c.point; }
 
 }  // namespace eddy::testing
