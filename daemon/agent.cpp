@@ -169,9 +169,10 @@ void Agent::remember_quiet(const worker_protocol::PollResult& poll) {
   const std::string outcome = poll.reply.value("outcome", "");
   if (poll.poll_failed || poll.next_step_at || commit.size() != 40) return;
   if (outcome != "up-to-date" && !(config_.hub_url && outcome == "not-admitted")) return;
-  // An https hub with no hub.ca_file is checked against the system's CA bundle: parsing it would
-  // cost eddyd more than a worker does, and keep the parsed bundle resident. The worker syncs.
-  if (config_.hub_url && config_.hub_url->starts_with("https:") && config_.hub_ca_file.empty()) return;
+  // Only a plain-HTTP hub is asked by eddyd itself: an https sync's handshake (ECDHE and the
+  // certificate checks in mbedTLS) costs as much CPU as a whole worker and leaves eddyd above
+  // 8 MiB (bench/RESULTS.md, issue 2). The worker syncs with an https hub.
+  if (config_.hub_url && !config_.hub_url->starts_with("http:")) return;
   Quiet quiet{commit, std::nullopt, poll.reply};
   std::lock_guard lock(store_mutex_);
   if (!store_) return;

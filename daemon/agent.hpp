@@ -4,8 +4,8 @@
 // `eddy rollback` — in a short-lived update worker process (daemon/update_worker.hpp), one
 // at a time, in the order asked for. A poll that can only find nothing new starts no worker:
 // eddyd asks the remote for the branch's tip itself (ota/remote_tip.hpp) and compares; with a
-// hub it also sends the hub the sync a worker would send (ota/hub_client.hpp) and compares the
-// answer with the one the last worker acted on.
+// plain-HTTP hub it also sends the hub the sync a worker would send (ota/hub_client.hpp) and
+// compares the answer with the one the last worker acted on (an https hub: the worker syncs).
 #pragma once
 
 #include <condition_variable>
