@@ -13,9 +13,15 @@ Measures, with a real eddyd following a real signed fleet repository on this mac
      git http-backend) with a second eddyd; and the CPU time of merely starting the worker
      executable (loading its libraries) for comparison;
   3. time from a failing health verdict to the previous version answering again, next to the
-     cold start of the same app by hand (reference: how long the app itself takes to come up).
+     cold start of the same app by hand (reference: how long the app itself takes to come up);
+  4. the no-op poll's CPU time and eddyd's VmRSS with a hub: a real eddy-hub following the same
+     repository, over plain HTTP and over HTTPS (a test CA made with openssl, hub.ca_file), the
+     device's rollout admitted; each poll also syncs with the hub. With a second build folder
+     (BEFORE_BUILD_DIR, for example main's), the same polls by that build's eddyd in the same
+     run, for a before/after comparison.
 
-Usage: bench/device_bench.py [BUILD_DIR]   (default: build/). Prints a Markdown table.
+Usage: bench/device_bench.py [BUILD_DIR [BEFORE_BUILD_DIR]]   (default: build/). Prints a
+Markdown table.
 """
 import json
 import os
@@ -23,16 +29,21 @@ import resource
 import shutil
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build"))
 EDDYD = os.path.join(BUILD, "daemon", "eddyd")
 WORKER = os.path.join(BUILD, "daemon", "eddyd-worker")
 EDDY = os.path.join(BUILD, "cli", "eddy")
+EDDY_HUB = os.path.join(BUILD, "fleet", "eddy-hub")
+BEFORE = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
 GIT_ENV = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", HOME="/nonexistent", GIT_AUTHOR_NAME="Bench",
                GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_NAME="Bench",
                GIT_COMMITTER_EMAIL="bench@example.com")
@@ -199,12 +210,19 @@ def start_git_servers(root, repo):
     return GitServers(root, repo)
 
 
-def device_noop_poll_cpu(root, name, url, fleet, polls):
-    """A second eddyd following url (its app restarted by a command, not supervised): the CPU of
-    its no-op polls, in total and split into eddyd's own and its workers', in ms per poll."""
-    dev = os.path.join(root, "device-" + url.split(":")[0])
-    os.makedirs(dev)
+def device_noop_poll_cpu(root, name, url, fleet, polls, build=BUILD, hub=None, quiet_outcomes=("up-to-date",)):
+    """A second eddyd following url (its app restarted by a command, not supervised), from
+    `build`, with `hub` (url, token, ca_file or None) if given: the CPU of its no-op polls, in
+    total and split into eddyd's own and its workers', in ms per poll, and its VmRSS after them."""
+    dev = tempfile.mkdtemp(prefix="device-", dir=root)
     cfg = os.path.join(dev, "eddyd.yaml")
+    hub_section = ""
+    if hub:
+        hub_url, token, ca_file = hub
+        with open(os.path.join(dev, "token"), "w") as f:
+            f.write(token + "\n")
+        hub_section = "hub: {url: \"%s\", token_file: %s/token%s}\n" % (
+            hub_url, dev, ", ca_file: " + ca_file if ca_file else "")
     with open(cfg, "w") as f:
         f.write(f"""device: {{id: bench-02, labels: {{site: bench}}}}
 source: {{url: "{url}", branch: main, interval: 1h, allowed_signers: {fleet.allowed}}}
@@ -212,21 +230,22 @@ data_dir: {dev}/data
 socket: {dev}/eddyd.sock
 apps:
   app: {{dir: {dev}/app, restart: ["true"]}}
-""")
+{hub_section}""")
     env = dict(os.environ, EDDY_SOCKET=os.path.join(dev, "eddyd.sock"))
-    eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), "w"),
-                             start_new_session=True)
+    eddyd = subprocess.Popen([os.path.join(build, "daemon", "eddyd"), "--config", cfg],
+                             env=dict(os.environ, EDDY_WORKER=os.path.join(build, "daemon", "eddyd-worker")),
+                             stderr=open(os.path.join(dev, "log"), "w"), start_new_session=True)
     try:
         for _ in range(500):
             if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
                 break
             time.sleep(0.01)
         out = subprocess.run([EDDY, "check", "--json"], env=env, check=True, capture_output=True, text=True).stdout
-        assert json.loads(out)["outcome"] in ("updated", "up-to-date"), out
+        assert json.loads(out)["outcome"] in ("updated",) + quiet_outcomes, out
         own0, workers0 = proc_cpu_seconds(eddyd.pid)
         for _ in range(polls):
             out = subprocess.run([EDDY, "check", "--json"], env=env, check=True, capture_output=True, text=True).stdout
-            assert json.loads(out)["outcome"] == "up-to-date", out
+            assert json.loads(out)["outcome"] in quiet_outcomes, out
         own1, workers1 = proc_cpu_seconds(eddyd.pid)
         rss_kib = proc_rss_kib(eddyd.pid)  # after asking the server itself 300 times
     finally:
@@ -235,6 +254,68 @@ apps:
     own_ms = (own1 - own0) / polls * 1000
     workers_ms = (workers1 - workers0) / polls * 1000
     return own_ms + workers_ms, own_ms, workers_ms, rss_kib / 1024
+
+
+class Hub:
+    """A real eddy-hub following the fleet repository, on loopback (the OS picks the port), plain
+    HTTP or, with `tls`, HTTPS with a certificate for 127.0.0.1 from a CA made here."""
+
+    def __init__(self, root, fleet, tls, build=BUILD):
+        self.dir = tempfile.mkdtemp(prefix="hub-", dir=root)
+        self.token = "bench-device-token-0123456789"
+        self.ca_file = None
+        with open(os.path.join(self.dir, "device-tokens"), "w") as f:
+            f.write("bench-02 %s\n" % self.token)
+        with open(os.path.join(self.dir, "operator-tokens"), "w") as f:
+            f.write("bench operator-token-0123456789\n")
+        tls_line = ""
+        if tls:
+            d = self.dir
+            self.ca_file = os.path.join(d, "ca.crt")
+            run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", os.path.join(d, "ca.key"), "-out", self.ca_file, "-days", "30", "-subj", "/CN=bench CA")
+            run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", os.path.join(d, "hub.key"), "-out", os.path.join(d, "hub.csr"), "-subj", "/CN=127.0.0.1")
+            with open(os.path.join(d, "ext"), "w") as f:
+                f.write("subjectAltName=IP:127.0.0.1\n")
+            run("openssl", "x509", "-req", "-in", os.path.join(d, "hub.csr"), "-CA", self.ca_file, "-CAkey",
+                os.path.join(d, "ca.key"), "-CAcreateserial", "-out", os.path.join(d, "hub.crt"), "-days", "30",
+                "-extfile", os.path.join(d, "ext"))
+            tls_line = "tls: {cert: %s/hub.crt, key: %s/hub.key}\n" % (d, d)
+        cfg = os.path.join(self.dir, "hub.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""listen: "127.0.0.1:0"
+{tls_line}source: {{url: "file://{fleet.repo}", branch: main, interval: 1h, allowed_signers: {fleet.allowed}}}
+data_dir: {self.dir}/data
+devices: {{tokens: {self.dir}/device-tokens}}
+operators: {{tokens: {self.dir}/operator-tokens}}
+tick: 1s
+""")
+        self.proc = subprocess.Popen([os.path.join(build, "fleet", "eddy-hub"), "--config", cfg],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
+        url_file = os.path.join(self.dir, "data", "url")
+        for _ in range(3000):
+            if os.path.exists(url_file) or self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        with open(url_file) as f:
+            self.url = f.read().strip()
+        # Until the hub has accepted the fleet commit, it gates nothing (503 on rollout routes).
+        context = ssl.create_default_context(cafile=self.ca_file) if tls else None
+        request = urllib.request.Request(self.url + "/v1/rollouts/app",
+                                         headers={"Authorization": "Bearer operator-token-0123456789"})
+        for _ in range(3000):
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except urllib.error.HTTPError:
+                pass
+            time.sleep(0.01)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
 
 
 def main():
@@ -319,6 +400,20 @@ apps:
         finally:
             servers.stop()
 
+        # 4: with a hub, plain HTTP and HTTPS: this build, and the build before if given.
+        hub_rows = []
+        for tls in (False, True):
+            hub = Hub(root, fleet, tls)
+            try:
+                builds = [("this build", BUILD)] + ([("before", BEFORE)] if BEFORE else [])
+                for label, build in builds:
+                    eddy_ms, eddyd_ms, worker_ms, rss_mib = device_noop_poll_cpu(
+                        root, "hub", "file://" + fleet.repo, fleet, polls, build=build,
+                        hub=(hub.url, hub.token, hub.ca_file))
+                    hub_rows.append((hub.url.split(":")[0], label, eddy_ms, eddyd_ms, worker_ms, rss_mib))
+            finally:
+                hub.stop()
+
         # 3: a failing verdict to the previous version answering again. (The analysis tolerates
         # two failed checks, so that v1 passes on a loaded machine whose Python starts slowly;
         # the time measured runs from the verdict, whatever it took to reach it.)
@@ -370,6 +465,10 @@ apps:
         for name, eddy_ms, eddyd_ms, worker_ms, ref_ms, rss_mib in transports:
             print("| CPU time of a no-op poll over %s (eddyd / workers) | %.2f ms (%.2f / %.2f) | %.2f ms (`git fetch`, no-op) | %.2f | < 5 ms |"
                   % (name, eddy_ms, eddyd_ms, worker_ms, ref_ms, eddy_ms / ref_ms))
+            print("| VmRSS of that eddyd after its polls | %.1f MiB | | | < 8 MiB |" % rss_mib)
+        for scheme, label, eddy_ms, eddyd_ms, worker_ms, rss_mib in hub_rows:
+            print("| CPU time of a no-op poll with an %s hub (file:// source), %s (eddyd / workers) | %.2f ms (%.2f / %.2f) | | | < 5 ms |"
+                  % (scheme, label, eddy_ms, eddyd_ms, worker_ms))
             print("| VmRSS of that eddyd after its polls | %.1f MiB | | | < 8 MiB |" % rss_mib)
         print("| failing verdict → previous version answering | %.0f ms | %.0f ms (cold start of the app by hand) | %.2f | < 1 s |"
               % (rollback_ms, cold_ms, rollback_ms / cold_ms))

@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "ota/hub_status.hpp"
 #include "ota/remote_tip.hpp"
 #include "platform/fs.hpp"
 #include "platform/log.hpp"
@@ -87,7 +88,7 @@ void Agent::enqueue(std::function<void()> job) {
 }
 
 WorkerResult Agent::run_job(worker_protocol::Job job) {
-  quiet_tip_.reset();  // whatever the job does, the next poll's worker looks again
+  quiet_.reset();  // whatever the job does, the next poll's worker looks again
   job.start_apps = !apps_started_;
   const std::string kind = job.kind;
   {
@@ -155,23 +156,82 @@ nlohmann::json Agent::poll(bool scheduled) {
     poll = std::move(*parsed);
   }
   if (result.failure || !result.job) worker_activity("the last poll failed; retrying later");
-  // "up-to-date" is the worker's word when the tip is accepted and it installed, refused,
-  // failed and rolled back nothing and nothing waits; the store must agree the tip is accepted.
-  const std::string commit = poll.reply.value("commit", "");
-  if (!config_.hub_url && !poll.poll_failed && !poll.next_step_at && commit.size() == 40 &&
-      poll.reply.value("outcome", "") == "up-to-date") {
-    std::lock_guard lock(store_mutex_);
-    auto accepted = store_ ? store_->get("accepted_commit") : make_error(Errc::internal, "no state store");
-    if (accepted && *accepted && **accepted == commit) quiet_tip_ = commit;
-  }
+  remember_quiet(poll);
   schedule_next(poll.poll_failed, poll.next_step_at);
   return poll.reply;
 }
 
+void Agent::remember_quiet(const worker_protocol::PollResult& poll) {
+  // "up-to-date" is the worker's word when the tip is accepted and it installed, refused,
+  // failed and rolled back nothing and nothing waits; with a hub, "not-admitted" when what
+  // waits, waits for the hub's admission alone. The store must agree the tip is accepted.
+  const std::string commit = poll.reply.value("commit", "");
+  const std::string outcome = poll.reply.value("outcome", "");
+  if (poll.poll_failed || poll.next_step_at || commit.size() != 40) return;
+  if (outcome != "up-to-date" && !(config_.hub_url && outcome == "not-admitted")) return;
+  // Only a plain-HTTP hub is asked by eddyd itself: an https sync's handshake (ECDHE and the
+  // certificate checks in mbedTLS) costs as much CPU as a whole worker and leaves eddyd above
+  // 8 MiB (bench/RESULTS.md, issue 2). The worker syncs with an https hub.
+  if (config_.hub_url && !config_.hub_url->starts_with("http:")) return;
+  Quiet quiet{commit, std::nullopt, poll.reply};
+  std::lock_guard lock(store_mutex_);
+  if (!store_) return;
+  auto accepted = store_->get("accepted_commit");
+  if (!accepted || !*accepted || **accepted != commit) return;
+  if (config_.hub_url) {
+    // The answer the worker acted on, as it recorded it, if this poll's sync went through and
+    // left no report unsent.
+    auto result = store_->get(ota::kHubLastSyncResult);
+    auto raw = store_->get(ota::kHubLastSync);
+    auto outbox = store_->outbox_size();
+    if (!result || !*result || **result != "ok" || !raw || !*raw || !outbox || *outbox != 0) return;
+    auto answer = ota::parse_sync_response(nlohmann::json::parse(**raw, nullptr, false));
+    if (!answer) return;
+    quiet.hub = std::move(*answer);
+  }
+  quiet_ = std::move(quiet);
+}
+
+bool Agent::hub_still_quiet() {
+  auto client = ota::HubClient::create(
+      ota::HubOptions{*config_.hub_url, config_.hub_token_file, config_.hub_ca_file, std::chrono::seconds(5),
+                      config_.hub_outbox_limit},
+      config_.device_id);
+  if (!client) return false;
+  std::vector<std::string> targets;
+  for (const auto& [name, app] : config_.apps) targets.push_back(name);
+  ota::SyncRequest request;
+  {
+    std::lock_guard lock(store_mutex_);
+    if (!store_) return false;
+    auto outbox = store_->outbox_size();
+    if (!outbox || *outbox != 0) {
+      log::debug("poll: reports wait in the outbox; the update worker sends them");
+      return false;
+    }
+    request = ota::sync_request_from_store(*store_, config_.labels, targets, quiet_->tip);
+  }
+  // Not under the store's lock: `eddy status` answers while the hub is asked.
+  auto answer = client->sync(request);
+  if (!answer) {
+    // Unreachable, refused, garbled: the worker syncs again, records it and backs off.
+    log::debug("poll: " + answer.error().message + "; the update worker syncs");
+    return false;
+  }
+  {
+    std::lock_guard lock(store_mutex_);
+    if (!store_) return false;
+    ota::record_sync_answer(*store_, *answer);
+  }
+  if (!ota::same_answer(*answer, *quiet_->hub)) {
+    log::debug("poll: the hub's answer changed; the update worker acts on it");
+    return false;
+  }
+  return true;
+}
+
 std::optional<nlohmann::json> Agent::poll_without_worker() {
-  // With a hub, every poll syncs with it (reports, gates, rollback orders, the outbox): the
-  // worker's work, over TLS that eddyd does not link. quiet_tip_ is never set then.
-  if (!quiet_tip_) return std::nullopt;
+  if (!quiet_) return std::nullopt;
   // A short deadline: a silent server costs the worker's fetch its own, and stopping eddyd
   // waits for this job.
   auto tip = ota::remote_tip(config_.source_url, config_.source_branch, std::chrono::seconds(5));
@@ -179,21 +239,24 @@ std::optional<nlohmann::json> Agent::poll_without_worker() {
     log::debug("poll: " + tip.error().message + "; the update worker fetches");
     return std::nullopt;
   }
-  if (*tip != *quiet_tip_) {
+  if (*tip != quiet_->tip) {
     log::debug("poll: the branch " + config_.source_branch + " moved to " + tip->substr(0, 7) +
                "; the update worker fetches");
     return std::nullopt;
   }
+  if (config_.hub_url && !hub_still_quiet()) return std::nullopt;
   const std::string short_tip = tip->substr(0, 7);
+  const std::string outcome = quiet_->reply.value("outcome", "up-to-date");
   {
     std::lock_guard lock(store_mutex_);
     if (!store_) return std::nullopt;
     (void)store_->put("last_poll_at", std::to_string(storage::unix_now()));
-    (void)store_->put("last_poll_result", "up-to-date");
+    (void)store_->put("last_poll_result", outcome);
   }
-  log::debug("poll: the branch " + config_.source_branch + " is still at " + short_tip + "; no update worker needed");
+  log::debug("poll: the branch " + config_.source_branch + " is still at " + short_tip +
+             (config_.hub_url ? " and the hub answers as before" : "") + "; no update worker needed");
   worker_activity("idle at " + short_tip + "; waiting for the next poll");
-  return nlohmann::json{{"outcome", "up-to-date"}, {"commit", *tip}, {"message", "up to date at " + short_tip}};
+  return quiet_->reply;
 }
 
 void Agent::schedule_next(bool poll_failed, std::optional<std::int64_t> next_step_at) {

@@ -3,7 +3,9 @@
 // after failures, earlier when a rollout step opens) and runs each job — a poll, `eddy check`,
 // `eddy rollback` — in a short-lived update worker process (daemon/update_worker.hpp), one
 // at a time, in the order asked for. A poll that can only find nothing new starts no worker:
-// eddyd asks the remote for the branch's tip itself (ota/remote_tip.hpp) and compares.
+// eddyd asks the remote for the branch's tip itself (ota/remote_tip.hpp) and compares; with a
+// plain-HTTP hub it also sends the hub the sync a worker would send (ota/hub_client.hpp) and
+// compares the answer with the one the last worker acted on (an https hub: the worker syncs).
 #pragma once
 
 #include <condition_variable>
@@ -18,6 +20,7 @@
 #include "daemon/status.hpp"
 #include "daemon/update_worker.hpp"
 #include "ota/app_supervisor.hpp"
+#include "ota/hub_client.hpp"
 #include "ota/poll_schedule.hpp"
 #include "platform/event_loop.hpp"
 #include "storage/state_store.hpp"
@@ -51,9 +54,14 @@ class Agent final : public ControlHandler, private WorkerHost {
   // On the job thread: one job in one worker (starting the apps first while they are not).
   WorkerResult run_job(worker_protocol::Job job);
   nlohmann::json poll(bool scheduled);
-  // A poll without a worker, when nothing can have changed (see quiet_tip_); std::nullopt when
-  // a worker must poll.
+  // A poll without a worker, when nothing can have changed (see quiet_); std::nullopt when a
+  // worker must poll.
   std::optional<nlohmann::json> poll_without_worker();
+  // After a worker's poll: whether it leaves the device quiet (quiet_ set), with `poll_reply`.
+  void remember_quiet(const worker_protocol::PollResult& poll);
+  // Hub mode, on a quiet tip: sync with the hub as a worker would and record its answer; true
+  // when the answer is the one the last worker acted on and nothing waits in the outbox.
+  bool hub_still_quiet();
   void schedule_next(bool poll_failed, std::optional<std::int64_t> next_step_at);
 
   void worker_activity(const std::string& text) override;
@@ -67,11 +75,17 @@ class Agent final : public ControlHandler, private WorkerHost {
   UpdateWorker worker_;
   ota::PollSchedule schedule_;
   bool apps_started_ = false;  // job thread only: a worker has started the apps
-  // Job thread only: the tip that the last job, a worker's poll, found accepted and up to date
-  // (it installed, refused and rolled back nothing, and no step paced by time is ahead), with
-  // no hub configured. While the remote's branch still points there, a poll starts no worker
-  // (ota/remote_tip.hpp).
-  std::optional<std::string> quiet_tip_;
+  // Job thread only: what the last job, a worker's poll, left quiet: the tip it found accepted
+  // and up to date (it installed, refused and rolled back nothing, and no step paced by time is
+  // ahead), with a hub the hub's answer it acted on (every release it assigns installed or not
+  // admitted, no outbox left), and its reply. While the remote's branch still points there (and
+  // the hub answers the same), a poll starts no worker and replies the same.
+  struct Quiet {
+    std::string tip;
+    std::optional<ota::SyncResponse> hub;
+    nlohmann::json reply;
+  };
+  std::optional<Quiet> quiet_;
 
   std::mutex store_mutex_;
   std::optional<storage::StateStore> store_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "ota/hub_status.hpp"
 #include "platform/http_client.hpp"
 
 namespace eddy::ota {
@@ -112,6 +113,37 @@ Expected<SyncResponse> parse_sync_response(const nlohmann::json& body) {
     out.rollouts.emplace(name, std::move(gate));
   }
   return out;
+}
+
+SyncRequest sync_request_from_store(storage::StateStore& store, const std::map<std::string, std::string>& labels,
+                                    const std::vector<std::string>& targets, const std::string& commit) {
+  SyncRequest request;
+  request.labels = labels;
+  request.commit = commit;
+  for (const auto& name : targets) {
+    TargetReport t;
+    if (auto inst = store.installed(name); inst && *inst) {
+      t.version = (*inst)->current_version;
+      t.release = (*inst)->current_release;
+    }
+    if (auto latest = store.latest_update(name); latest && *latest) t.state = (*latest)->state;
+    request.targets.emplace(name, std::move(t));
+  }
+  return request;
+}
+
+void record_sync_answer(storage::StateStore& store, const SyncResponse& answer) {
+  (void)store.put(kHubLastSyncAt, std::to_string(storage::unix_now()));
+  (void)store.put(kHubLastSyncResult, "ok");
+  (void)store.put(kHubLastSync, answer.raw.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  (void)store.put(kHubReachable, "yes");
+}
+
+bool same_answer(const SyncResponse& a, const SyncResponse& b) {
+  // The raw answers' rollouts hold every field parse_sync_response read, and nothing the device
+  // could act on differently is left out (an unknown extra field only makes them differ).
+  const auto rollouts = [](const SyncResponse& r) { return r.raw.is_object() ? r.raw.value("rollouts", nlohmann::json()) : nlohmann::json(); };
+  return a.commit == b.commit && rollouts(a) == rollouts(b);
 }
 
 Expected<HubClient> HubClient::create(HubOptions options, std::string device_id) {

@@ -16,6 +16,7 @@
 
 #include "ota/hub_token.hpp"
 #include "platform/error.hpp"
+#include "storage/state_store.hpp"
 
 namespace eddy::ota {
 
@@ -60,6 +61,21 @@ struct SyncResponse {
 // Parse a sync answer (fleet/API.md). Errc::invalid_argument naming the field that is missing
 // or of the wrong type.
 Expected<SyncResponse> parse_sync_response(const nlohmann::json& body);
+
+// The sync request of a device whose state store is `store`: its `labels`, the fleet `commit`
+// it accepted, and for each of `targets` what is installed and the state of the latest attempt.
+// The update worker's poll and eddyd's own no-op poll (daemon/agent.hpp) send this same request.
+SyncRequest sync_request_from_store(storage::StateStore& store, const std::map<std::string, std::string>& labels,
+                                    const std::vector<std::string>& targets, const std::string& commit);
+
+// Record a sync the hub answered in the store, under ota/hub_status.hpp's keys: when, "ok", the
+// answer (for `eddy status`), reachable.
+void record_sync_answer(storage::StateStore& store, const SyncResponse& answer);
+
+// Whether two sync answers tell the device the same: the hub's commit and every rollout's entry
+// (release, admitted, rollback, generation, state, step, percent and reason) alike. A device
+// that acted on one has nothing to do on the other.
+bool same_answer(const SyncResponse& a, const SyncResponse& b);
 
 class HubClient {
  public:

@@ -11,23 +11,13 @@ namespace eddy::ota {
 
 Expected<SyncResponse> Updater::sync_with_hub(const std::string& commit) {
   set_activity("asking the hub " + hub_->options().url);
-  SyncRequest request;
-  request.labels = options_.device.labels;
-  request.commit = commit;
-  for (const auto& [name, app] : options_.apps) {
-    TargetReport t;
-    if (auto inst = store_.installed(name); inst && *inst) {
-      t.version = (*inst)->current_version;
-      t.release = (*inst)->current_release;
-    }
-    if (auto latest = store_.latest_update(name); latest && *latest) t.state = (*latest)->state;
-    request.targets.emplace(name, std::move(t));
-  }
-  auto answer = hub_->sync(request);
-  (void)store_.put(kHubLastSyncAt, std::to_string(storage::unix_now()));
+  std::vector<std::string> targets;
+  for (const auto& [name, app] : options_.apps) targets.push_back(name);
+  auto answer = hub_->sync(sync_request_from_store(store_, options_.device.labels, targets, commit));
   auto was = store_.get(kHubReachable);
   const bool was_reachable = !was || !*was || **was != "no";
   if (!answer) {
+    (void)store_.put(kHubLastSyncAt, std::to_string(storage::unix_now()));
     (void)store_.put(kHubLastSyncResult, "failed: " + answer.error().message);
     (void)store_.put(kHubReachable, "no");
     // One event when the hub goes away (not one a poll), one when it is back.
@@ -38,9 +28,7 @@ Expected<SyncResponse> Updater::sync_with_hub(const std::string& commit) {
       log::warning("hub sync failed: " + answer.error().message);
     return answer;
   }
-  (void)store_.put(kHubLastSyncResult, "ok");
-  (void)store_.put(kHubLastSync, answer->raw.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  (void)store_.put(kHubReachable, "yes");
+  record_sync_answer(store_, *answer);
   if (!was_reachable) record_event("info", "the hub " + hub_->options().url + " answers again");
   return answer;
 }
