@@ -1,0 +1,271 @@
+#include "platform/container_runtime.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+namespace eddy {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::ranges::transform(out, out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string strip_sha256(std::string_view id) {
+  if (id.starts_with("sha256:")) id.remove_prefix(7);
+  return std::string(id);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+std::string tail(const std::string& text, std::size_t n) {
+  std::string t = text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t.size() <= n ? t : "…" + t.substr(t.size() - n);
+}
+
+// Messages of both tools for a name they do not know.
+bool says_missing(const std::string& output) {
+  const std::string o = lower(output);
+  return o.find("no such") != std::string::npos || o.find("not found") != std::string::npos ||
+         o.find("does not exist") != std::string::npos;
+}
+
+bool says_in_use(const std::string& output) {
+  const std::string o = lower(output);
+  return o.find("in use") != std::string::npos || o.find("being used") != std::string::npos ||
+         o.find("conflict") != std::string::npos;
+}
+
+bool on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  if (!path) return false;
+  std::istringstream in(path);
+  for (std::string dir; std::getline(in, dir, ':');) {
+    if (dir.empty()) continue;
+    auto candidate = std::filesystem::path(dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+// Podman and Docker take the same flags for everything used here; they differ in how an image's
+// presence is asked and in how `inspect` words a missing container.
+class CliRuntime final : public ContainerRuntime {
+ public:
+  CliRuntime(RuntimeKind kind, CommandRunner runner, std::string program)
+      : kind_(kind), runner_(std::move(runner)), program_(std::move(program)) {
+    if (program_.empty()) program_ = std::string(runtime_kind_name(kind_));
+  }
+
+  std::string_view name() const override { return runtime_kind_name(kind_); }
+
+  Status load(const std::string& archive) override {
+    auto r = checked({"load", "-i", archive}, "load the image archive " + archive);
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+
+  Status pull(const std::string& reference) override {
+    auto r = checked({"pull", reference}, "pull " + reference);
+    if (!r) return std::unexpected(r.error().code == Errc::process ? Error{Errc::network, r.error().message} : r.error());
+    return {};
+  }
+
+  Expected<bool> image_exists(const std::string& reference) override {
+    std::vector<std::string> args = kind_ == RuntimeKind::podman
+                                        ? std::vector<std::string>{"image", "exists", reference}
+                                        : std::vector<std::string>{"image", "inspect", "--format", "{{.Id}}", reference};
+    auto r = call(args);
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code == 0) return true;
+    if (kind_ == RuntimeKind::podman ? r->exit_code == 1 : says_missing(r->output)) return false;
+    return failure(args, *r, "check for image " + reference);
+  }
+
+  Status run(const ContainerSpec& spec) override {
+    std::vector<std::string> args = {"run", "--detach", "--name", spec.name, "--pull=never"};
+    for (const auto& [k, v] : spec.labels) args.insert(args.end(), {"--label", k + "=" + v});
+    for (const auto& p : spec.ports) {
+      std::string mapping = std::to_string(p.host_port) + ":" + std::to_string(p.container_port) + "/" + p.protocol;
+      if (!p.host_ip.empty()) mapping = p.host_ip + ":" + mapping;
+      args.insert(args.end(), {"--publish", mapping});
+    }
+    for (const auto& [k, v] : spec.env) args.insert(args.end(), {"--env", k + "=" + v});
+    for (const auto& v : spec.volumes) args.insert(args.end(), {"--volume", v});
+    if (!spec.restart.empty()) args.push_back("--restart=" + spec.restart);
+    if (spec.memory_bytes > 0) args.push_back("--memory=" + std::to_string(spec.memory_bytes) + "b");
+    if (!spec.network.empty()) args.push_back("--network=" + spec.network);
+    args.push_back(spec.image);
+    args.insert(args.end(), spec.command.begin(), spec.command.end());
+    auto r = checked(args, "start container " + spec.name + " from " + spec.image);
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+
+  Status stop(const std::string& name, std::chrono::seconds grace) override {
+    std::vector<std::string> args = {"stop", "--time", std::to_string(grace.count()), name};
+    auto r = call(args);
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code == 0 || says_missing(r->output)) return {};
+    return failure(args, *r, "stop container " + name);
+  }
+
+  Status remove(const std::string& name) override {
+    std::vector<std::string> args = {"rm", "--force", name};
+    auto r = call(args);
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code == 0 || says_missing(r->output)) return {};
+    return failure(args, *r, "remove container " + name);
+  }
+
+  Expected<ContainerStatus> inspect(const std::string& name) override {
+    std::vector<std::string> args = {"container", "inspect", "--format", "{{.State.Running}} {{.Image}}", name};
+    auto r = call(args);
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code != 0) {
+      if (says_missing(r->output)) return ContainerStatus{};
+      return failure(args, *r, "inspect container " + name);
+    }
+    // The answer is the last line (warnings may come before it on stderr).
+    auto lines = lines_of(r->output);
+    std::istringstream in(lines.empty() ? std::string() : lines.back());
+    std::string running, image;
+    in >> running >> image;
+    if (running != "true" && running != "false")
+      return make_error(Errc::process, std::string(name_()) + " container inspect " + name + ": unexpected answer `" +
+                                           tail(r->output, 200) + "`");
+    return ContainerStatus{true, running == "true", strip_sha256(image)};
+  }
+
+  Expected<std::vector<std::string>> containers_labelled(const std::string& key, const std::string& value) override {
+    std::vector<std::string> args = {"ps", "--all", "--filter", "label=" + key + "=" + value, "--format",
+                                     "{{.Names}}"};
+    auto r = checked(args, "list containers labelled " + key + "=" + value);
+    if (!r) return std::unexpected(r.error());
+    return lines_of(r->output);
+  }
+
+  Expected<std::vector<ImageRecord>> images() override {
+    std::vector<std::string> args = {"images", "--digests", "--no-trunc", "--format",
+                                     "{{.ID}} {{.Repository}} {{.Digest}}"};
+    auto r = checked(args, "list images");
+    if (!r) return std::unexpected(r.error());
+    std::vector<ImageRecord> out;
+    for (const auto& line : lines_of(r->output)) {
+      std::istringstream in(line);
+      std::string id, repo, digest;
+      in >> id >> repo >> digest;
+      if (id.empty()) continue;
+      id = strip_sha256(id);
+      auto it = std::ranges::find_if(out, [&](const ImageRecord& i) { return i.id == id; });
+      if (it == out.end()) {
+        out.push_back(ImageRecord{id, {}});
+        it = std::prev(out.end());
+      }
+      if (digest.starts_with("sha256:") && repo != "<none>") it->references.push_back(repo + "@" + digest);
+    }
+    return out;
+  }
+
+  Status remove_image(const std::string& id) override {
+    std::vector<std::string> args = {"rmi", id};
+    auto r = call(args);
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code == 0 || says_missing(r->output)) return {};
+    if (says_in_use(r->output))
+      return make_error(Errc::conflict, "image " + id + " is in use by a container: " + tail(r->output, 300));
+    return failure(args, *r, "remove image " + id);
+  }
+
+ private:
+  std::string_view name_() const { return runtime_kind_name(kind_); }
+
+  Expected<process::Result> call(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {program_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = runner_(argv);
+    if (!r) return std::unexpected(r.error().with_context(std::string(name_())));
+    if (r->timed_out) return make_error(Errc::timeout, process::describe(argv) + ": did not finish in time");
+    return r;
+  }
+
+  std::unexpected<Error> failure(const std::vector<std::string>& args, const process::Result& r,
+                                 const std::string& what) {
+    std::vector<std::string> argv = {program_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return make_error(Errc::process, "cannot " + what + ": " + process::describe(argv) + " exited with status " +
+                                         std::to_string(r.exit_code) +
+                                         (r.output.empty() ? "" : ": " + tail(r.output, 400)));
+  }
+
+  Expected<process::Result> checked(const std::vector<std::string>& args, const std::string& what) {
+    auto r = call(args);
+    if (!r) return r;
+    if (r->exit_code != 0) return failure(args, *r, what);
+    return r;
+  }
+
+  RuntimeKind kind_;
+  CommandRunner runner_;
+  std::string program_;
+};
+
+}  // namespace
+
+CommandRunner process_runner(std::chrono::milliseconds timeout) {
+  return [timeout](const std::vector<std::string>& argv) {
+    process::Options options;
+    options.timeout = timeout;
+    return process::run(argv, options);
+  };
+}
+
+std::unique_ptr<ContainerRuntime> make_container_runtime(RuntimeKind kind, CommandRunner runner, std::string program) {
+  return std::make_unique<CliRuntime>(kind, std::move(runner), std::move(program));
+}
+
+Expected<RuntimeKind> parse_runtime_kind(std::string_view name) {
+  if (name == "podman") return RuntimeKind::podman;
+  if (name == "docker") return RuntimeKind::docker;
+  return make_error(Errc::invalid_argument, "unknown container runtime `" + std::string(name) +
+                                                "` (write podman or docker, or leave it out to use the one installed)");
+}
+
+std::string_view runtime_kind_name(RuntimeKind kind) { return kind == RuntimeKind::podman ? "podman" : "docker"; }
+
+Expected<RuntimeKind> discover_runtime(std::optional<RuntimeKind> configured) {
+  if (configured) return *configured;
+  if (on_path("podman")) return RuntimeKind::podman;
+  if (on_path("docker")) return RuntimeKind::docker;
+  return make_error(Errc::not_found,
+                    "no container runtime found: neither podman nor docker is on PATH (install podman, or set "
+                    "containers.runtime in eddyd.yaml)");
+}
+
+CommandRunner RecordingRunner::runner() {
+  return [this](const std::vector<std::string>& argv) -> Expected<process::Result> {
+    calls_->push_back(argv);
+    if (replies_.empty()) return process::Result{0, false, {}};
+    auto r = replies_.front();
+    replies_.pop_front();
+    return r;
+  };
+}
+
+}  // namespace eddy
