@@ -1,5 +1,8 @@
 #include "platform/container_runtime.hpp"
 
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +10,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+
+#include "platform/fs.hpp"
+#include "platform/log.hpp"
+#include "platform/unique_fd.hpp"
 
 namespace eddy {
 
@@ -39,11 +46,17 @@ std::string tail(const std::string& text, std::size_t n) {
   return t.size() <= n ? t : "…" + t.substr(t.size() - n);
 }
 
-// Messages of both tools for a name they do not know.
+// The messages of both tools for a container or image name they do not know: podman's "no such
+// container", "no container with name or ID … found", "image not known"; docker's "No such
+// container", "No such object", "No such image". Nothing broader: an error that merely mentions
+// a missing file ("no such file or directory" from the OCI runtime or the store, under load) is
+// a failure, not an absent container: read as absent, it would make settle() replace (`rm
+// --force`, then `run`) a container that is serving.
 bool says_missing(const std::string& output) {
   const std::string o = lower(output);
-  return o.find("no such") != std::string::npos || o.find("not found") != std::string::npos ||
-         o.find("does not exist") != std::string::npos;
+  for (std::string_view phrase : {"no such container", "no such object", "no such image", "image not known"})
+    if (o.find(phrase) != std::string::npos) return true;
+  return o.find("no container with name or id") != std::string::npos;
 }
 
 bool says_in_use(const std::string& output) {
@@ -161,6 +174,28 @@ class CliRuntime final : public ContainerRuntime {
     return lines_of(r->output);
   }
 
+  Expected<std::vector<std::string>> bridges_of(const std::string& name) override {
+    if (kind_ == RuntimeKind::docker) return std::vector<std::string>{};
+    auto networks = checked({"container", "inspect", "--format",
+                             "{{range $name, $n := .NetworkSettings.Networks}}{{$name}}\n{{end}}", name},
+                            "list the networks of container " + name);
+    if (!networks) return std::unexpected(networks.error());
+    auto names = lines_of(networks->output);
+    if (names.empty()) return std::vector<std::string>{};
+    std::vector<std::string> args = {"network", "inspect", "--format", "{{.Driver}} {{.NetworkInterface}}"};
+    args.insert(args.end(), names.begin(), names.end());
+    auto inspected = checked(args, "inspect the networks of container " + name);
+    if (!inspected) return std::unexpected(inspected.error());
+    std::vector<std::string> bridges;
+    for (const auto& line : lines_of(inspected->output)) {
+      std::istringstream in(line);
+      std::string driver, interface;
+      in >> driver >> interface;
+      if (driver == "bridge" && !interface.empty()) bridges.push_back(interface);
+    }
+    return bridges;
+  }
+
   Expected<std::vector<ImageRecord>> images() override {
     std::vector<std::string> args = {"images", "--digests", "--no-trunc", "--format",
                                      "{{.ID}} {{.Repository}} {{.Digest}}"};
@@ -199,7 +234,23 @@ class CliRuntime final : public ContainerRuntime {
   Expected<process::Result> call(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {program_};
     argv.insert(argv.end(), args.begin(), args.end());
+    const auto started = std::chrono::steady_clock::now();
     auto r = runner_(argv);
+    // What eddyd did to containers and images, with the answer and how long it took: the journal
+    // is where an operator (or a test that failed once) finds out what happened to a container.
+    static constexpr std::string_view kChanges[] = {"run", "stop", "rm", "rmi", "load", "pull"};
+    if (!args.empty() && std::ranges::find(kChanges, args.front()) != std::end(kChanges)) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+      // Not run's whole command line: the environment it passes may hold secrets.
+      const std::string what = args.front() == "run" && args.size() > 3 ? program_ + " run --name " + args[3]
+                                                                        : process::describe(argv);
+      log::info(what + ": " +
+                (!r ? r.error().message
+                    : r->timed_out ? std::string("timed out")
+                                   : "exit " + std::to_string(r->exit_code) +
+                                         (r->exit_code == 0 ? std::string() : " (" + tail(r->output, 200) + ")")) +
+                " in " + std::to_string(ms.count()) + " ms");
+    }
     if (!r) return std::unexpected(r.error().with_context(std::string(name_())));
     if (r->timed_out) return make_error(Errc::timeout, process::describe(argv) + ": did not finish in time");
     return r;
@@ -227,6 +278,27 @@ class CliRuntime final : public ContainerRuntime {
 };
 
 }  // namespace
+
+Expected<bool> pin_bridge_address(const std::string& interface) {
+  if (interface.empty() || interface.size() >= IFNAMSIZ || interface.find('/') != std::string::npos)
+    return make_error(Errc::invalid_argument, "`" + interface + "` is not a network interface name");
+  const std::filesystem::path sys = std::filesystem::path("/sys/class/net") / interface;
+  auto assign_type = fs::read_file(sys / "addr_assign_type");
+  if (!assign_type)
+    return make_error(Errc::not_found, "network interface " + interface + " is not there (" +
+                                           assign_type.error().message + ")");
+  if (assign_type->starts_with("3")) return false;  // NET_ADDR_SET: it keeps its address already
+  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return std::unexpected(errno_error(errno, "socket", interface));
+  ifreq request{};
+  interface.copy(request.ifr_name, IFNAMSIZ - 1);
+  if (::ioctl(fd.get(), SIOCGIFHWADDR, &request) != 0)
+    return std::unexpected(errno_error(errno, "read the MAC address of", interface));
+  // The same address, set: the kernel marks it as chosen and stops following the ports.
+  if (::ioctl(fd.get(), SIOCSIFHWADDR, &request) != 0)
+    return std::unexpected(errno_error(errno, "set the MAC address of", interface));
+  return true;
+}
 
 CommandRunner process_runner(std::chrono::milliseconds timeout) {
   return [timeout](const std::vector<std::string>& argv) {

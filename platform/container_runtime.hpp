@@ -80,10 +80,22 @@ class ContainerRuntime {
   virtual Expected<ContainerStatus> inspect(const std::string& name) = 0;
   // Names of the containers (running or not) whose label `key` is `value`.
   virtual Expected<std::vector<std::string>> containers_labelled(const std::string& key, const std::string& value) = 0;
+  // The host bridges (interface names, e.g. podman0) of the bridge networks the container `name`
+  // is attached to, for pin_bridge_address. Docker fixes its bridges' MAC addresses itself: none.
+  virtual Expected<std::vector<std::string>> bridges_of(const std::string& name) = 0;
   virtual Expected<std::vector<ImageRecord>> images() = 0;
   // Remove an image by id; the runtime refuses one that a container uses (Errc::conflict).
   virtual Status remove_image(const std::string& id) = 0;
 };
+
+// A Linux bridge without an address of its own takes the lowest MAC address of its ports, so it
+// changes whenever a container's veth with a lower one joins or leaves: the host then forgets its
+// neighbours on the bridge and the containers keep sending to the old address, and a container that
+// serves does not answer for seconds (netavark before 1.9 leaves Podman's bridges like that; its
+// fix, containers/netavark#833, sets the address). Setting the bridge's address to the one it has
+// makes the kernel keep it. True when it was pinned now, false when it was pinned already;
+// Errc::not_found for an unknown interface.
+Expected<bool> pin_bridge_address(const std::string& interface);
 
 enum class RuntimeKind { podman, docker };
 

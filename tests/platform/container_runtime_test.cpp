@@ -121,6 +121,79 @@ TEST(ContainerRuntime, AnswersAreReadAndFailuresNameTheCommand) {
   EXPECT_EQ(pull.error().code, Errc::network);
 }
 
+// Only the tools' own words for an unknown name mean "missing"; any other failure is an error,
+// even one that mentions a missing file (settle() would otherwise replace a serving container).
+TEST(ContainerRuntime, OnlyTheToolsWordsMeanMissing) {
+  for (auto kind : {RuntimeKind::podman, RuntimeKind::docker}) {
+    RecordingRunner rec;
+    auto rt = make_container_runtime(kind, rec.runner());
+    const std::string tool(runtime_kind_name(kind));
+    for (std::string words : {"Error: inspecting object: no such container eddy-web-1\n",
+                              "Error: No such object: eddy-web-1\n", "Error: No such container: eddy-web-1\n"}) {
+      rec.reply(125, words);
+      auto missing = rt->inspect("eddy-web-1");
+      ASSERT_TRUE(missing) << tool << ": " << words;
+      EXPECT_FALSE(missing->exists) << tool << ": " << words;
+    }
+    for (std::string words : {"Error: runc: container state: open /run/runc/x/state.json: no such file or directory\n",
+                              "Error: layer not found\n", "Error: the network namespace does not exist\n"}) {
+      rec.reply(125, words);
+      auto failed = rt->inspect("eddy-web-1");
+      ASSERT_FALSE(failed) << tool << ": " << words;
+      EXPECT_EQ(failed.error().code, Errc::process);
+      EXPECT_NE(failed.error().message.find("eddy-web-1"), std::string::npos) << failed.error().message;
+      rec.reply(125, words);
+      EXPECT_FALSE(rt->stop("eddy-web-1", 1s)) << tool << ": " << words;
+      rec.reply(125, words);
+      EXPECT_FALSE(rt->remove("eddy-web-1")) << tool << ": " << words;
+    }
+    rec.reply(125, "Error: no container with name or ID \"eddy-web-1\" found: no such container\n");
+    EXPECT_TRUE(rt->stop("eddy-web-1", 1s)) << tool;
+    rec.reply(1, "Error: 5086a1cc: image not known\n");
+    EXPECT_TRUE(rt->remove_image("5086a1cc")) << tool;
+  }
+}
+
+// The bridges a container is on: its networks, then those of driver bridge and their interface.
+TEST(ContainerRuntime, BridgesOfAContainer) {
+  RecordingRunner rec;
+  auto podman = make_container_runtime(RuntimeKind::podman, rec.runner());
+  rec.reply(0, "podman\nlan\n");
+  rec.reply(0, "bridge podman0\nmacvlan \n");
+  EXPECT_EQ(podman->bridges_of("eddy-web-1").value(), std::vector<std::string>{"podman0"});
+  const std::vector<Argv> expected = {
+      {"podman", "container", "inspect", "--format",
+       "{{range $name, $n := .NetworkSettings.Networks}}{{$name}}\n{{end}}", "eddy-web-1"},
+      {"podman", "network", "inspect", "--format", "{{.Driver}} {{.NetworkInterface}}", "podman", "lan"},
+  };
+  EXPECT_EQ(rec.calls(), expected);
+
+  rec.reply(0, "\n");  // --network none or host: no networks, no bridge
+  EXPECT_TRUE(podman->bridges_of("eddy-web-2").value().empty());
+  EXPECT_EQ(rec.calls().size(), 3u);
+
+  rec.reply(125, "Error: inspecting object: no such container eddy-web-3\n");
+  auto missing = podman->bridges_of("eddy-web-3");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("eddy-web-3"), std::string::npos) << missing.error().message;
+
+  RecordingRunner docker_rec;
+  auto docker = make_container_runtime(RuntimeKind::docker, docker_rec.runner());
+  EXPECT_TRUE(docker->bridges_of("eddy-web-1").value().empty());  // Docker fixes docker0's address
+  EXPECT_TRUE(docker_rec.calls().empty());
+}
+
+TEST(ContainerRuntime, PinBridgeAddressRefusesBadNames) {
+  auto bad = pin_bridge_address("../etc");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_argument);
+  EXPECT_NE(bad.error().message.find("../etc"), std::string::npos);
+  auto missing = pin_bridge_address("eddynosuchbr0");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Errc::not_found);
+  EXPECT_NE(missing.error().message.find("eddynosuchbr0"), std::string::npos);
+}
+
 TEST(ContainerRuntime, KindsParseAndDiscover) {
   EXPECT_EQ(parse_runtime_kind("podman").value(), RuntimeKind::podman);
   EXPECT_EQ(parse_runtime_kind("docker").value(), RuntimeKind::docker);
