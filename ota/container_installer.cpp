@@ -189,7 +189,29 @@ ContainerSpec ContainerInstaller::spec_for(std::string_view name, std::string_vi
 Status ContainerInstaller::run_fresh(const ContainerSpec& spec) {
   // A container of that name left by an interrupted attempt is replaced.
   if (auto st = runtime_.remove(spec.name); !st) return st;
-  return runtime_.run(spec);
+  if (auto st = runtime_.run(spec); !st) return st;
+  // Right after a start, when the address settles anyway (the bridge may just have been made).
+  pin_bridges_of(spec.name);
+  return {};
+}
+
+void ContainerInstaller::pin_bridges_of(const std::string& container) {
+  auto bridges = runtime_.bridges_of(container);
+  if (!bridges) {
+    log::warning(target_.name + ": " + bridges.error().message +
+                 "; the bridge's MAC address is not pinned, and a container joining or leaving it may cut "
+                 "the serving one off for seconds");
+    return;
+  }
+  for (const auto& bridge : *bridges) {
+    auto pinned = pin_bridge_address(bridge);
+    if (!pinned)
+      log::warning(target_.name + ": cannot pin the MAC address of bridge " + bridge + ": " + pinned.error().message +
+                   "; a container joining or leaving it may cut the serving one off for seconds");
+    else if (*pinned)
+      log::info(target_.name + ": pinned the MAC address of bridge " + bridge +
+                " (containers joining or leaving it no longer change it)");
+  }
 }
 
 Status ContainerInstaller::stop(std::string_view version) {
@@ -199,8 +221,12 @@ Status ContainerInstaller::stop(std::string_view version) {
 
 Status ContainerInstaller::start(std::string_view version, const ContainerSettings& settings,
                                  std::string_view previous) {
-  if (settings.strategy == SwapStrategy::hand_over)
+  if (settings.strategy == SwapStrategy::hand_over) {
+    // The old container serves throughout: its bridge must keep its address while the candidate's
+    // veth joins and leaves it (pinned when it started; a bridge made before is pinned now).
+    if (!previous.empty() && previous != version) pin_bridges_of(container_name(previous));
     return run_fresh(spec_for(candidate_name(version), version, settings, true));
+  }
   if (auto st = stop(previous); !st) return st;
   return run_fresh(spec_for(container_name(version), version, settings, false));
 }

@@ -85,6 +85,10 @@ class ContainerInstaller {
   ContainerSpec spec_for(std::string_view name, std::string_view version, const ContainerSettings& settings,
                          bool candidate) const;
   Status run_fresh(const ContainerSpec& spec);
+  // Pin the MAC address of the bridges `container` is on (pin_bridge_address): a candidate's veth
+  // joining or leaving must not change it and cut the serving container off for seconds. A
+  // failure is a warning: the swap still works, as it did before.
+  void pin_bridges_of(const std::string& container);
   std::filesystem::path download_path(std::string_view version) const;
 
   ContainerRuntime& runtime_;
