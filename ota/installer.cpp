@@ -83,10 +83,10 @@ Expected<std::vector<std::string>> ContainerTargetInstaller::known_images() {
   return images;
 }
 
-std::optional<std::string> ContainerTargetInstaller::committed_version() {
+Expected<std::string> ContainerTargetInstaller::committed_version() {
   auto inst = store_.installed(name());
-  if (!inst || !*inst) return std::nullopt;
-  return (*inst)->current_version;
+  if (!inst) return std::unexpected(inst.error().with_context("read the committed version of " + name()));
+  return *inst ? (*inst)->current_version : std::string();
 }
 
 Status ContainerTargetInstaller::before_download(const Release& release, std::string_view previous) {
@@ -111,19 +111,37 @@ Status ContainerTargetInstaller::stage(const Release& release, ByteStream& bytes
 }
 
 bool ContainerTargetInstaller::is_staged(std::string_view version) {
+  const std::string what = name() + " " + std::string(version);
+  // A rollback asks this of the version that serves, and "no" makes it remove every container of
+  // the target. So only a definite "no" is a no: when the runtime or the store cannot answer, the
+  // version counts as there, and the restore that follows reports the error and removes nothing.
+  auto cannot_tell = [&](const Error& e) {
+    log::warning("cannot tell whether " + what + " is still on this device (" + e.message +
+                 "); taken as there, so that nothing serving is removed");
+    return true;
+  };
   auto settings = settings_of(version);
-  if (!settings || !*settings) return false;
+  if (!settings) return cannot_tell(settings.error());
+  if (!*settings) return false;
   auto present = installer_.image_present((*settings)->image);
-  return present && *present;
+  if (!present) return cannot_tell(present.error());
+  if (*present) return true;
+  // A container keeps its image: one that runs is a second opinion against a wrong "absent".
+  auto running = installer_.running(version);
+  if (!running) return cannot_tell(running.error());
+  return *running;
 }
 
 Status ContainerTargetInstaller::discard(std::string_view version) {
   if (auto st = installer_.discard_download(version); !st) return st;
   // The committed version serves alone again (stop-then-start stopped it before the download).
-  auto committed = committed_version().value_or("");
-  auto settings = committed.empty() ? Expected<std::optional<ContainerSettings>>() : settings_of(committed);
+  // A store that cannot say which one it is leaves every container as it is: settling on "none"
+  // would remove the one that serves.
+  auto committed = committed_version();
+  if (!committed) return std::unexpected(committed.error());
+  auto settings = committed->empty() ? Expected<std::optional<ContainerSettings>>() : settings_of(*committed);
   if (!settings) return std::unexpected(settings.error());
-  return installer_.settle(committed, *settings);
+  return installer_.settle(*committed, *settings);
 }
 
 Status ContainerTargetInstaller::run(const Release& release, std::string_view previous) {
@@ -140,7 +158,15 @@ Status ContainerTargetInstaller::restore(std::string_view previous, std::vector<
   return installer_.settle(previous, *settings);
 }
 
-std::optional<std::string> ContainerTargetInstaller::current_version() { return committed_version(); }
+std::optional<std::string> ContainerTargetInstaller::current_version() {
+  auto committed = committed_version();
+  if (!committed) {
+    log::warning(committed.error().message);
+    return std::nullopt;
+  }
+  if (committed->empty()) return std::nullopt;
+  return *committed;
+}
 
 Status ContainerTargetInstaller::start(std::string_view version) {
   auto settings = settings_of(version);

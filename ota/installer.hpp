@@ -94,6 +94,9 @@ class ContainerTargetInstaller final : public Installer {
   std::filesystem::path active_dir() const override { return installer_.target().dir; }
   Status before_download(const Release& release, std::string_view previous) override;
   Status stage(const Release& release, ByteStream& bytes) override;
+  // The image is present (or the version's container runs). When the runtime or the store cannot
+  // answer, true: a rollback then tries to restore the version and reports the error, rather
+  // than taking "not staged" for "nothing to go back to" and removing the container that serves.
   bool is_staged(std::string_view version) override;
   Status discard(std::string_view version) override;
   Status switch_in(const Release&) override { return {}; }
@@ -108,7 +111,8 @@ class ContainerTargetInstaller final : public Installer {
   Expected<std::optional<ContainerSettings>> settings_of(std::string_view version);
 
  private:
-  std::optional<std::string> committed_version();
+  // The committed version from the store; empty when none is.
+  Expected<std::string> committed_version();
   // Every image reference this target staged, newest first.
   Expected<std::vector<std::string>> known_images();
 
