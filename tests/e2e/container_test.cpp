@@ -106,9 +106,10 @@ TEST_F(ContainerDeviceTest, HandOverGoodImageRollBackBadImage) {
 
   publish("3.0.0", false);
   {
-    // 3 s a request: under load, a connection attempt made while Podman sets up the candidate's
-    // port forwarding can wait for one SYN retransmission (1 s) and then be answered by the old
-    // container (seen 1 in about 5 runs of the whole suite). Late is not failed; the gap is printed.
+    // 3 s a request (late is not failed; the gap is printed). The seconds without an answer seen
+    // here under load were the Podman bridge changing its MAC address as the candidate's veth joined
+    // and left (netavark 1.4); the installer pins it now (pin_bridge_address), and a failure here
+    // means the serving container really stopped answering.
     HttpPoller poller(port_, std::chrono::seconds(3));
     ASSERT_TRUE(wait_until([&] { return poller.answered() > 0; }));
     auto r = device_->eddy({"check"});
@@ -118,6 +119,16 @@ TEST_F(ContainerDeviceTest, HandOverGoodImageRollBackBadImage) {
     std::cout << "a bad image tried beside the old one through eddyd: " << stats.requests << " requests, "
               << stats.failures << " failed, longest gap " << stats.longest_gap.count() << " ms\n";
     EXPECT_EQ(stats.failures, 0) << stats.requests << " requests; first failure: " << stats.first_failure;
+    if (stats.failures > 0) {
+      // An intermittent failure is only understood with what the machine looked like right then.
+      std::cout << "after the failed requests: serving() answers `" << serving() << "`\n"
+                << run({"sh", "-c",
+                        "podman ps --all --format '{{.Names}} {{.Status}} {{.Ports}}'; iptables -t nat -S | grep -e " +
+                            std::to_string(port_) + " -e " + std::to_string(candidate_port_) + "; ss -ltnp; ip -br link show type bridge; ip neigh"})
+                       .output
+                << "eddyd's log:\n"
+                << device_->log() << "\n";
+    }
   }
   EXPECT_EQ(device_->current_version(target_), "2.0.0");
   EXPECT_EQ(serving(), "2.0.0\n");

@@ -82,6 +82,7 @@ std::string podman_unavailable() {
 
 TestImage make_test_image(const stdfs::path& dir, const std::string& repo, const std::string& tag,
                           const std::map<std::string, std::string>& www, bool zstd) {
+  hold_podman_lock();  // also when a test calls it before podman_unavailable()
   use_test_containers_conf();
   const auto root = dir / ("rootfs-" + repo + "-" + tag);
   stdfs::create_directories(root / "bin");
@@ -117,6 +118,7 @@ TestImage make_test_image(const stdfs::path& dir, const std::string& repo, const
 }
 
 void remove_test_containers(const std::string& target) {
+  hold_podman_lock();
   auto names = run({"podman", "ps", "--all", "--filter", "label=eddy.target=" + target, "--format", "{{.Names}}"});
   std::string line;
   for (char c : names.output + "\n") {
@@ -130,6 +132,7 @@ void remove_test_containers(const std::string& target) {
 }
 
 void remove_test_images(const std::string& repo) {
+  hold_podman_lock();
   auto ids = run({"podman", "images", "--format", "{{.ID}}", "--filter", "reference=localhost/" + repo});
   std::string line;
   for (char c : ids.output + "\n") {
