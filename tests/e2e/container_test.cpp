@@ -124,7 +124,9 @@ TEST_F(ContainerDeviceTest, HandOverGoodImageRollBackBadImage) {
       std::cout << "after the failed requests: serving() answers `" << serving() << "`\n"
                 << run({"sh", "-c",
                         "podman ps --all --format '{{.Names}} {{.Status}} {{.Ports}}'; iptables -t nat -S | grep -e " +
-                            std::to_string(port_) + " -e " + std::to_string(candidate_port_) + "; ss -ltnp; ip -br link show type bridge; ip neigh"})
+                            std::to_string(port_) + " -e " + std::to_string(candidate_port_) +
+                            "; ss -ltnp; ip -br link show type bridge; ip neigh; grep -e 'dport=" +
+                            std::to_string(port_) + " ' /proc/net/nf_conntrack | grep -v -e TIME_WAIT -e ESTABLISHED"})
                        .output
                 << "eddyd's log:\n"
                 << device_->log() << "\n";
