@@ -103,6 +103,7 @@ TEST_F(ContainerRollbackTest, RuntimeErrorDuringIsStagedKeepsTheServingVersion) 
 // neither removed nor started again.
 TEST_F(ContainerRollbackTest, TransientInspectErrorNeverReplacesTheServingContainer) {
   rec_.reply(0, "eddy-web-2.0.0\neddy-web-3.0.0-candidate\n");  // ps --all --filter label=…
+  rec_.reply(0);                                                // the candidate's addresses: none
   rec_.reply(0);                                                // rm --force the candidate
   rec_.reply(125, std::string(kTransient));                     // container inspect eddy-web-2.0.0
   std::vector<std::string> warnings;
@@ -129,6 +130,7 @@ TEST_F(ContainerRollbackTest, TransientInspectErrorNeverReplacesTheServingContai
 // A container the runtime really does not know (its own words) is started again by settle().
 TEST_F(ContainerRollbackTest, MissingServingContainerIsStartedAgain) {
   rec_.reply(0, "eddy-web-3.0.0-candidate\n");
+  rec_.reply(0);
   rec_.reply(0);
   rec_.reply(125, "Error: inspecting object: no such container eddy-web-2.0.0\n");
   std::vector<std::string> warnings;
@@ -163,6 +165,7 @@ TEST_F(ContainerRollbackTest, UnreadableStoreDuringDiscardRemovesNothing) {
 // candidate goes, the serving container stays.
 TEST_F(ContainerRollbackTest, DiscardSettlesOnTheCommittedVersion) {
   rec_.reply(0, "eddy-web-2.0.0\neddy-web-3.0.0-candidate\n");
+  rec_.reply(0);
   rec_.reply(0);
   rec_.reply(0, "true 1111\n");
   ASSERT_TRUE(target_->discard("3.0.0"));

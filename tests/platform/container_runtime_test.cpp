@@ -19,6 +19,9 @@ using namespace std::chrono_literals;
 constexpr std::string_view kRef =
     "localhost/web@sha256:cba8fe05e3ffdd57f996a3cdf8a2c631e30bb83c2f6f17d639d03a9a8725b3c3";
 
+// What stop and remove ask first: the addresses whose connection tracking goes with the container.
+const std::string kAddresses = "{{range .NetworkSettings.Networks}}{{.IPAddress}}\n{{end}}";
+
 ContainerSpec full_spec() {
   ContainerSpec spec;
   spec.name = "eddy-web-1.2.0";
@@ -60,7 +63,9 @@ TEST(ContainerRuntime, AdaptersBuildTheToolsCommandLines) {
         {tool, "run", "--detach", "--name", "eddy-web-1.2.0", "--pull=never", "--label", "eddy.target=web", "--publish",
          "127.0.0.1:8080:80/tcp", "--publish", "5353:53/udp", "--env", "MODE=a b", "--volume", "web-data:/var/lib/web",
          "--restart=on-failure", "--memory=67108864b", "--network=host", std::string(kRef), "httpd", "-f"},
+        {tool, "container", "inspect", "--format", kAddresses, "eddy-web-1.2.0"},
         {tool, "stop", "--time", "10", "eddy-web-1.2.0"},
+        {tool, "container", "inspect", "--format", kAddresses, "eddy-web-1.2.0"},
         {tool, "rm", "--force", "eddy-web-1.2.0"},
         {tool, "container", "inspect", "--format", "{{.State.Running}} {{.Image}}", "eddy-web-1.2.0"},
         {tool, "ps", "--all", "--filter", "label=eddy.target=web", "--format", "{{.Names}}"},
@@ -142,16 +147,42 @@ TEST(ContainerRuntime, OnlyTheToolsWordsMeanMissing) {
       ASSERT_FALSE(failed) << tool << ": " << words;
       EXPECT_EQ(failed.error().code, Errc::process);
       EXPECT_NE(failed.error().message.find("eddy-web-1"), std::string::npos) << failed.error().message;
+      rec.reply(0);  // its addresses: none
       rec.reply(125, words);
       EXPECT_FALSE(rt->stop("eddy-web-1", 1s)) << tool << ": " << words;
+      rec.reply(0);
       rec.reply(125, words);
       EXPECT_FALSE(rt->remove("eddy-web-1")) << tool << ": " << words;
     }
+    rec.reply(125, "Error: inspecting object: no such container eddy-web-1\n");
     rec.reply(125, "Error: no container with name or ID \"eddy-web-1\" found: no such container\n");
     EXPECT_TRUE(rt->stop("eddy-web-1", 1s)) << tool;
     rec.reply(1, "Error: 5086a1cc: image not known\n");
     EXPECT_TRUE(rt->remove_image("5086a1cc")) << tool;
   }
+}
+
+// A removed container's addresses lose their connection tracking: a client port used before must
+// not be sent to an address that is gone (issue 5's intermittent hand-over failure).
+TEST(ContainerRuntime, RemoveForgetsTheConnectionTracking) {
+  RecordingRunner rec;
+  auto rt = make_container_runtime(RuntimeKind::podman, rec.runner());
+  rec.reply(0, "10.88.0.7\n");
+  rec.reply(0, "eddy-web-1\n");
+  rec.reply(0, "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been deleted.\n");
+  ASSERT_TRUE(rt->remove("eddy-web-1"));
+  const std::vector<Argv> expected = {
+      {"podman", "container", "inspect", "--format", kAddresses, "eddy-web-1"},
+      {"podman", "rm", "--force", "eddy-web-1"},
+      {"conntrack", "--delete", "--reply-src", "10.88.0.7"},
+  };
+  EXPECT_EQ(rec.calls(), expected);
+
+  // A failed removal leaves the tracking alone.
+  rec.reply(0, "10.88.0.8\n");
+  rec.reply(125, "Error: cannot remove container: device or resource busy\n");
+  EXPECT_FALSE(rt->remove("eddy-web-2"));
+  EXPECT_EQ(rec.calls().size(), 5u);
 }
 
 // The bridges a container is on: its networks, then those of driver bridge and their interface.
