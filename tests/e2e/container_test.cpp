@@ -106,10 +106,9 @@ TEST_F(ContainerDeviceTest, HandOverGoodImageRollBackBadImage) {
 
   publish("3.0.0", false);
   {
-    // 3 s a request (late is not failed; the gap is printed). The seconds without an answer seen
-    // here under load were the Podman bridge changing its MAC address as the candidate's veth joined
-    // and left (netavark 1.4); the installer pins it now (pin_bridge_address), and a failure here
-    // means the serving container really stopped answering.
+    // 3 s a request (late is not failed; the gap is printed). The seconds without an answer once
+    // seen here under load were stale NAT towards containers removed earlier (see
+    // ContainerRuntime::remove) and the bridge changing its MAC address (pin_bridge_address).
     HttpPoller poller(port_, std::chrono::seconds(3));
     ASSERT_TRUE(wait_until([&] { return poller.answered() > 0; }));
     auto r = device_->eddy({"check"});

@@ -111,10 +111,9 @@ TEST_F(ContainerInstallerTest, HandOverGoodThenBadImage) {
   // A bad v3: its probe fails on the candidate; it is removed and v2 never stops.
   auto s3 = settings_for(v3);
   ASSERT_TRUE(stage("3", v3, s3));
-  // 3 s a request (late is not failed; the gap is printed). The seconds without an answer seen
-  // here under load were the Podman bridge changing its MAC address as the candidate's veth joined
-  // and left (netavark 1.4); the installer pins it now (pin_bridge_address), and a failure here
-  // means the serving container really stopped answering.
+  // 3 s a request (late is not failed; the gap is printed). The seconds without an answer once
+  // seen here under load were stale NAT towards containers removed earlier (see
+  // ContainerRuntime::remove) and the bridge changing its MAC address (pin_bridge_address).
   t::HttpPoller during_bad(port_, std::chrono::seconds(3));
   ASSERT_TRUE(t::wait_until([&] { return during_bad.answered() > 0; }));
   // The bridge v2 is on keeps its MAC address while the candidate's veth joins and leaves it: a
