@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ota/hub_token.hpp"
+#include "platform/byte_size.hpp"
 #include "platform/fs.hpp"
 #include "platform/http_client.hpp"
 
@@ -29,12 +30,15 @@ struct Section {
   std::vector<std::string_view> keys;
 };
 
-const Section top_keys{"", {"device", "source", "hub", "data_dir", "socket", "socket_group", "apps", "log_level"}};
+const Section top_keys{"", {"device", "source", "hub", "data_dir", "socket", "socket_group", "apps", "containers",
+                            "log_level"}};
 const Section device_keys{"device", {"id", "labels", "machine_id_file"}};
 const Section source_keys{"source", {"url", "branch", "interval", "allowed_signers"}};
 const Section hub_keys{"hub", {"url", "token_file", "ca_file", "outbox_limit"}};
 const Section app_keys{"apps.<name>", {"dir", "run", "restart", "max_unpacked", "keep_versions"}};
-const std::array<const Section*, 5> all_sections{&top_keys, &device_keys, &source_keys, &hub_keys, &app_keys};
+const Section container_keys{"containers", {"runtime", "keep"}};
+const std::array<const Section*, 6> all_sections{&top_keys,  &device_keys, &source_keys,
+                                                 &hub_keys, &app_keys,    &container_keys};
 
 // Edit distance counting a swap of neighbours as one edit ("rnu" is one from "run").
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -165,6 +169,7 @@ class Parser {
   Status parse_device(const YAML::Node& node, Config& config, stdfs::path& machine_id_file, bool& id_set);
   Status parse_source(const YAML::Node& node, Config& config);
   Status parse_hub(const YAML::Node& node, Config& config);
+  Status parse_containers(const YAML::Node& node, Config& config);
   Status parse_apps(const YAML::Node& node, Config& config);
 
   stdfs::path file_;
@@ -305,6 +310,27 @@ Status Parser::parse_hub(const YAML::Node& node, Config& config) {
   return {};
 }
 
+Status Parser::parse_containers(const YAML::Node& node, Config& config) {
+  config.containers.emplace();
+  if (node.IsNull()) return {};
+  auto items = entries(node, container_keys, "`containers`");
+  if (!items) return std::unexpected(items.error());
+  for (const auto& [key, value] : *items) {
+    if (key == "runtime") {
+      auto name = string(value, "containers.runtime");
+      if (!name) return std::unexpected(name.error());
+      auto kind = parse_runtime_kind(*name);
+      if (!kind) return fail(value, "containers.runtime: " + kind.error().message);
+      config.containers->runtime = *kind;
+    } else if (key == "keep") {
+      auto keep = integer(value, "containers.keep", 1, 100);
+      if (!keep) return std::unexpected(keep.error());
+      config.containers->keep = static_cast<int>(*keep);
+    }
+  }
+  return {};
+}
+
 Status Parser::parse_apps(const YAML::Node& node, Config& config) {
   if (node.IsNull()) return {};
   static const Section any_name{"apps", {}};
@@ -395,6 +421,8 @@ Expected<Config> Parser::parse(std::string_view text) {
       status = parse_hub(value, config);
     } else if (key == "apps") {
       status = parse_apps(value, config);
+    } else if (key == "containers") {
+      status = parse_containers(value, config);
     } else if (key == "data_dir" || key == "socket") {
       auto p = path(value, key);
       if (!p) return std::unexpected(p.error());
@@ -485,29 +513,7 @@ void check_readable(const stdfs::path& file, std::string_view key, std::string_v
 
 }  // namespace
 
-Expected<std::uint64_t> parse_size(std::string_view text) {
-  auto fail = [&](std::string_view why) {
-    return make_error(Errc::invalid_argument, "invalid size `" + std::string(text) + "`: " + std::string(why) +
-                                                  " (write it like 512MiB, 2GB or a number of bytes)");
-  };
-  std::uint64_t number = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
-  if (ec == std::errc::result_out_of_range) return fail("too large");
-  if (ec != std::errc() || end == text.data()) return fail("expected a number");
-  std::string unit(end, text.data() + text.size());
-  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
-  std::transform(unit.begin(), unit.end(), unit.begin(), [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
-  static const std::map<std::string, std::uint64_t> units{
-      {"", 1},          {"b", 1},
-      {"k", 1000},      {"kb", 1000},        {"kib", 1ull << 10},
-      {"m", 1000'000},  {"mb", 1000'000},    {"mib", 1ull << 20},
-      {"g", 1000'000'000}, {"gb", 1000'000'000}, {"gib", 1ull << 30},
-      {"t", 1000'000'000'000}, {"tb", 1000'000'000'000}, {"tib", 1ull << 40}};
-  auto it = units.find(unit);
-  if (it == units.end()) return fail("unknown unit");
-  if (number > std::numeric_limits<std::uint64_t>::max() / it->second) return fail("too large");
-  return number * it->second;
-}
+Expected<std::uint64_t> parse_size(std::string_view text) { return parse_byte_size(text); }
 
 Expected<Config> parse_config(std::string_view yaml, const std::filesystem::path& file) {
   try {
@@ -555,6 +561,9 @@ Status check_config(const Config& config) {
                                              ") or set socket_group: \"\""});
   check_folder_creatable(config.socket.parent_path(), "socket folder", problems);
   for (const auto& [name, app] : config.apps) check_folder_creatable(app.dir, "apps." + name + ".dir", problems);
+  if (config.containers) {
+    if (auto kind = discover_runtime(config.containers->runtime); !kind) problems.push_back(kind.error());
+  }
 
   if (problems.empty()) return {};
   if (problems.size() == 1) return std::unexpected(problems[0].with_context(config.file.string()));

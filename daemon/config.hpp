@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "platform/container_runtime.hpp"
 #include "platform/duration.hpp"
 #include "platform/error.hpp"
 
@@ -26,6 +27,13 @@ struct AppConfig {
   std::vector<std::string> restart;      // or: a command that restarts the app (run and restart exclude each other)
   std::uint64_t max_unpacked_bytes = 1ull << 30;  // key max_unpacked: "512MiB", "2GB" or a number of bytes
   int keep_versions = 2;                 // versions kept on disk, the current one included (>= 2: rollback needs one)
+};
+
+// containers: {runtime: podman | docker, keep: 2}. Present (even empty): releases of payload type
+// container are installed, through `runtime` (default: podman if on PATH, else docker).
+struct ContainersConfig {
+  std::optional<RuntimeKind> runtime;
+  int keep = 2;  // images kept per container target, the running one included (>= 1)
 };
 
 struct Config {
@@ -44,6 +52,7 @@ struct Config {
   std::filesystem::path socket = "/run/eddy/eddyd.sock";
   std::string socket_group;                   // default "eddy" if that group exists, else none ("")
   std::map<std::string, AppConfig> apps;
+  std::optional<ContainersConfig> containers;
   std::string log_level = "info";             // error | warning | notice | info | debug
 };
 

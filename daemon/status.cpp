@@ -31,8 +31,8 @@ nlohmann::json status_json(const Config& config, storage::StateStore& store, con
                  {"last_poll_result", get("last_poll_result")},
                  {"next_poll_at", live.next_poll_at}};
   nlohmann::json targets = nlohmann::json::array();
-  for (const auto& [name, app] : config.apps) {
-    nlohmann::json t = {{"name", name}, {"type", "app"}};
+  auto describe = [&](const std::string& name, std::string_view type) {
+    nlohmann::json t = {{"name", name}, {"type", type}};
     auto inst = store.installed(name);
     if (inst && *inst) {
       t["current_version"] = (*inst)->current_version;
@@ -51,11 +51,22 @@ nlohmann::json status_json(const Config& config, storage::StateStore& store, con
       t["last_message"] = (*latest)->message;
       t["last_release"] = (*latest)->release;
     }
+    return t;
+  };
+  for (const auto& [name, app] : config.apps) {
+    nlohmann::json t = describe(name, "app");
     if (!app.run.empty()) {
       t["running"] = supervisor.pid(name).has_value();
       t["restarts"] = supervisor.restarts(name);
     }
     targets.push_back(std::move(t));
+  }
+  // Container targets are the installed targets that are not apps.
+  if (config.containers) {
+    if (auto installed = store.all_installed()) {
+      for (const auto& inst : *installed)
+        if (!config.apps.contains(inst.target)) targets.push_back(describe(inst.target, "container"));
+    }
   }
   j["targets"] = std::move(targets);
   j["hub"] = config.hub_url ? ota::hub_status_json(store, *config.hub_url) : nlohmann::json(nullptr);

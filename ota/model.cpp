@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -13,6 +14,8 @@
 #include <string>
 #include <system_error>
 #include <utility>
+
+#include "platform/byte_size.hpp"
 
 namespace eddy::ota {
 namespace {
@@ -418,8 +421,185 @@ Expected<Frame> read_frame(const Reader& r, std::string_view yaml, std::string_v
 // ---------------------------------------------------------------------------------------------
 // Release.
 
+constexpr std::array<std::string_view, 9> kContainerKeys = {"image",   "source",  "command", "ports", "env",
+                                                                    "volumes", "restart", "memory",  "strategy"};
+
+// name@sha256:<64 lowercase hex>; the name part as a registry reference allows it.
+Expected<std::string> image_reference(const Reader& r, const Value& v) {
+  auto t = non_empty_text(r, v);
+  if (!t) return t;
+  const auto at = t->find('@');
+  auto hex_ok = [](std::string_view h) {
+    return h.size() == 64 && std::all_of(h.begin(), h.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  };
+  const std::string_view name = std::string_view(*t).substr(0, at);
+  const bool name_ok = !name.empty() && !has_control_or_space(name) && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == '/' || c == ':';
+  });
+  if (at == std::string::npos || !name_ok || !std::string_view(*t).substr(at + 1).starts_with("sha256:") ||
+      !hex_ok(std::string_view(*t).substr(at + 8))) {
+    return std::unexpected(r.error(v, quote(*t) + " does not name an image by digest: write name@sha256:<64 hex digits> "
+                                          "(a tag alone can change under the release; `podman images --digests` "
+                                          "shows the digest)"));
+  }
+  return t;
+}
+
+Expected<std::uint16_t> port_number(const Reader& r, const Value& v) {
+  return integer<std::uint16_t>(r, v, 1, 65535, "8080");
+}
+
+Expected<std::vector<ContainerPort>> read_ports(const Reader& r, const Value& v) {
+  if (!v.node.IsSequence())
+    return std::unexpected(r.error(v, "expected a list of ports such as [{host: 8080, container: 80, candidate: 18080}], got " +
+                                          std::string(type_name(v.node))));
+  std::vector<ContainerPort> out;
+  std::map<std::string, std::string> used;  // "port/protocol" on the host -> where, for duplicates
+  for (std::size_t i = 0; i < v.node.size(); ++i) {
+    const Value element = item(v, v.node[i], i);
+    auto m = MapView::open(r, element, {"host", "container", "candidate", "ip", "protocol"});
+    if (!m) return std::unexpected(m.error());
+    ContainerPort port;
+    for (auto [key, field] : {std::pair{"host", &port.host}, std::pair{"container", &port.container}}) {
+      auto value = m->require(key);
+      if (!value) return std::unexpected(value.error());
+      auto n = port_number(r, *value);
+      if (!n) return std::unexpected(n.error());
+      *field = *n;
+    }
+    if (auto c = m->get("candidate")) {
+      auto n = port_number(r, *c);
+      if (!n) return std::unexpected(n.error());
+      port.candidate = *n;
+    }
+    if (auto ip = m->get("ip")) {
+      auto t = non_empty_text(r, *ip);
+      if (!t) return std::unexpected(t.error());
+      const bool ok = std::all_of(t->begin(), t->end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' || c == ':';
+      });
+      if (!ok) return std::unexpected(r.error(*ip, quote(*t) + " is not an IP address (write e.g. 127.0.0.1 or 0.0.0.0)"));
+      port.ip = std::move(*t);
+    }
+    if (auto proto = m->get("protocol")) {
+      auto t = text(r, *proto);
+      if (!t) return std::unexpected(t.error());
+      if (*t != "tcp" && *t != "udp") return std::unexpected(r.error(*proto, "unknown protocol " + quote(*t) + ": write tcp or udp"));
+      port.protocol = std::move(*t);
+    }
+    if (port.candidate == port.host)
+      return std::unexpected(r.error(element, "candidate port " + std::to_string(port.host) +
+                                                  " is the same as the host port: pick another one"));
+    for (std::uint16_t p : {port.host, port.candidate}) {
+      if (p == 0) continue;
+      const std::string key = std::to_string(p) + "/" + port.protocol;
+      if (auto [it, inserted] = used.emplace(key, element.path); !inserted)
+        return std::unexpected(r.error(element, "host port " + key + " is used twice (also by " + it->second +
+                                                    "): give each port and candidate its own number"));
+    }
+    out.push_back(std::move(port));
+  }
+  return out;
+}
+
+Expected<ContainerSettings> read_container(const Reader& r, const MapView& m, const Value& payload, bool has_bytes) {
+  ContainerSettings c;
+  auto image = m.require("image");
+  if (!image) return std::unexpected(image.error());
+  auto ref = image_reference(r, *image);
+  if (!ref) return std::unexpected(ref.error());
+  c.image = std::move(*ref);
+  if (auto source = m.get("source")) {
+    auto t = text(r, *source);
+    if (!t) return std::unexpected(t.error());
+    if (*t == "archive") c.source = ImageSource::archive;
+    else if (*t == "registry") c.source = ImageSource::registry;
+    else return std::unexpected(r.error(*source, "unknown image source " + quote(*t) + ": write archive or registry"));
+    if (c.source == ImageSource::registry && has_bytes)
+      return std::unexpected(r.error(*source, "an image pulled from a registry has no path, url, sha256 or size "
+                                              "(its digest guards it): remove them, or write source: archive"));
+  } else if (!has_bytes) {
+    return std::unexpected(r.error(payload, "missing `path` or `url` of the image archive (or write source: registry "
+                                            "to pull " + c.image + ")"));
+  }
+  if (auto cmd = m.get("command")) {
+    auto argv = command(r, *cmd);
+    if (!argv) return std::unexpected(argv.error());
+    c.command = std::move(*argv);
+  }
+  if (auto ports = m.get("ports")) {
+    auto p = read_ports(r, *ports);
+    if (!p) return std::unexpected(p.error());
+    c.ports = std::move(*p);
+  }
+  if (auto env = m.get("env")) {
+    if (!env->node.IsMap())
+      return std::unexpected(r.error(*env, "expected a mapping of variables such as {LOG_LEVEL: info}, got " +
+                                               std::string(type_name(env->node))));
+    for (auto it = env->node.begin(); it != env->node.end(); ++it) {
+      const YAML::Node key = it->first;
+      const Value value{it->second, key.Mark(), MapView::child_path(env->path, key.Scalar())};
+      const std::string& name = key.Scalar();
+      const bool ok = !name.empty() && !(name[0] >= '0' && name[0] <= '9') && std::all_of(name.begin(), name.end(), [](char ch) {
+        return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+      });
+      if (!key.IsScalar() || !ok)
+        return std::unexpected(r.error(key.Mark(), quote(key.Scalar()) + " is not a variable name: use letters, digits and '_'"));
+      auto t = text(r, value);
+      if (!t) return std::unexpected(t.error());
+      if (!c.env.emplace(name, *t).second)
+        return std::unexpected(r.error(key.Mark(), "variable " + quote(name) + " appears twice: keep one"));
+    }
+  }
+  if (auto volumes = m.get("volumes")) {
+    auto list = string_list(r, *volumes, "[\"web-data:/var/lib/web\"]");
+    if (!list) return std::unexpected(list.error());
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const auto& vol = (*list)[i];
+      const auto colon = vol.find(':');
+      if (colon == std::string::npos || colon == 0 || vol.size() <= colon + 1 || vol[colon + 1] != '/' || has_control_or_space(vol))
+        return std::unexpected(r.error(item(*volumes, volumes->node[i], i),
+                                       quote(vol) + " is not a volume: write source:/path/in/container[:ro]"));
+    }
+    c.volumes = std::move(*list);
+  }
+  if (auto restart = m.get("restart")) {
+    auto t = text(r, *restart);
+    if (!t) return std::unexpected(t.error());
+    if (*t != "no" && *t != "always" && *t != "on-failure" && *t != "unless-stopped")
+      return std::unexpected(r.error(*restart, "unknown restart policy " + quote(*t) + ": write no, always, on-failure or unless-stopped"));
+    c.restart = std::move(*t);
+  }
+  if (auto memory = m.get("memory")) {
+    auto t = text(r, *memory);
+    if (!t) return std::unexpected(t.error());
+    auto bytes = parse_byte_size(*t);
+    if (!bytes) return std::unexpected(r.error(*memory, bytes.error().message));
+    if (*bytes < (6u << 20)) return std::unexpected(r.error(*memory, "a memory limit below 6MiB cannot start a container"));
+    c.memory_bytes = *bytes;
+  }
+  if (auto strategy = m.get("strategy")) {
+    auto t = text(r, *strategy);
+    if (!t) return std::unexpected(t.error());
+    if (*t == "hand-over") c.strategy = SwapStrategy::hand_over;
+    else if (*t == "stop-then-start") c.strategy = SwapStrategy::stop_then_start;
+    else if (*t == "download-then-stop") c.strategy = SwapStrategy::download_then_stop;
+    else return std::unexpected(r.error(*strategy, "unknown strategy " + quote(*t) + ": write hand-over, stop-then-start or download-then-stop"));
+  }
+  if (c.strategy == SwapStrategy::hand_over) {
+    for (std::size_t i = 0; i < c.ports.size(); ++i) {
+      if (c.ports[i].candidate == 0)
+        return std::unexpected(r.error(item(*m.get("ports"), m.get("ports")->node[i], i),
+                                       "strategy hand-over starts the new container beside the old one: give this port a "
+                                       "`candidate` host port for it (or use strategy stop-then-start)"));
+    }
+  }
+  return c;
+}
+
 Expected<PayloadSpec> read_payload(const Reader& r, const Value& v, const std::string& target) {
-  auto m = MapView::open(r, v, {"type", "path", "url", "sha256", "size"});
+  auto m = MapView::open(r, v, {"type", "path", "url", "sha256", "size", "image", "source", "command", "ports", "env",
+                                "volumes", "restart", "memory", "strategy"});
   if (!m) return std::unexpected(m.error());
   PayloadSpec p;
 
@@ -440,6 +620,17 @@ Expected<PayloadSpec> read_payload(const Reader& r, const Value& v, const std::s
 
   auto path = m->get("path");
   auto url = m->get("url");
+  if (p.type == "container") {
+    auto c = read_container(r, *m, v, path || url || m->has("sha256") || m->has("size"));
+    if (!c) return std::unexpected(c.error());
+    p.container = std::move(*c);
+    if (p.container.source == ImageSource::registry) return p;
+  } else {
+    for (auto key : kContainerKeys) {
+      if (m->has(key))
+        return std::unexpected(r.error(v, quote(key) + " belongs to payloads of type container, not " + quote(p.type)));
+    }
+  }
   if (path && url) return std::unexpected(r.error(*url, "the payload has both `path` and `url`: keep one"));
   if (!path && !url) return std::unexpected(r.error(v, "missing `path` (in the repository) or `url` (to download)"));
   if (path) {
@@ -980,6 +1171,15 @@ Expected<Fleet> parse_fleet(const std::map<std::string, std::string>& files) {
     return make_error(Errc::invalid_argument, std::move(message));
   }
   return fleet;
+}
+
+std::string_view strategy_name(SwapStrategy strategy) {
+  switch (strategy) {
+    case SwapStrategy::hand_over: return "hand-over";
+    case SwapStrategy::stop_then_start: return "stop-then-start";
+    case SwapStrategy::download_then_stop: return "download-then-stop";
+  }
+  return "hand-over";
 }
 
 }  // namespace eddy::ota

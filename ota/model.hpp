@@ -26,7 +26,52 @@
 
 namespace eddy::ota {
 
-// yaml: payload: {type, path | url, sha256, size}, all required (exactly one of path and url).
+// Where a container's image comes from, and how the new container replaces the old one
+// (balena's update strategies).
+enum class ImageSource { archive, registry };
+enum class SwapStrategy { hand_over, stop_then_start, download_then_stop };
+
+// A published port: host_ip:host:container/protocol. `candidate` is the host port the new
+// container publishes instead of `host` while it is probed beside the old one (strategy
+// hand-over): the release's probes address it there.
+struct ContainerPort {
+  std::string ip = "0.0.0.0";
+  std::uint16_t host = 0;
+  std::uint16_t container = 0;
+  std::uint16_t candidate = 0;  // 0: none (required for hand-over)
+  std::string protocol = "tcp";
+};
+
+// The settings of a payload of type `container` (DESIGN.md "A release", README "Container
+// releases"); yaml, inside `payload:` beside type/path/url/sha256/size:
+// - image: `name@sha256:<64 hex>`, required: the manifest digest pins what runs; a tag alone
+//   (`web:1.2`) is refused.
+// - source: archive | registry. `archive` (the default when path or url is given): an OCI or
+//   docker archive, `.tar` or `.tar.zst`, whose sha256 and size guard the bytes as stored;
+//   `registry`: pulled by digest, and path, url, sha256 and size are not written.
+// - command: [program, args...] (default: the image's own).
+// - ports: [{host, container, candidate, ip (default 0.0.0.0), protocol (tcp | udp)}]; numbers
+//   1..65535, host and candidate ports distinct across the list.
+// - env: {NAME: value}; volumes: ["host-path-or-volume:/container/path[:ro]"].
+// - restart: no | always | on-failure | unless-stopped (default unless-stopped).
+// - memory: a limit such as 64MiB (default: none).
+// - strategy: hand-over (default) | stop-then-start | download-then-stop.
+struct ContainerSettings {
+  std::string image;
+  ImageSource source = ImageSource::archive;
+  std::vector<std::string> command;
+  std::vector<ContainerPort> ports;
+  std::map<std::string, std::string> env;
+  std::vector<std::string> volumes;
+  std::string restart = "unless-stopped";
+  std::uint64_t memory_bytes = 0;
+  SwapStrategy strategy = SwapStrategy::hand_over;
+};
+
+std::string_view strategy_name(SwapStrategy strategy);
+
+// yaml: payload: {type, path | url, sha256, size}, all required (exactly one of path and url),
+// except for a container pulled from a registry (see ContainerSettings).
 // - type: app | rootfs | container; `rootfs` goes with target `rootfs` and only with it.
 // - path: relative to the repository root, no "..", no "." or empty segments, no leading '/',
 //   no backslash.
@@ -39,6 +84,7 @@ struct PayloadSpec {
   std::string url;
   std::string sha256;
   std::uint64_t size = 0;
+  ContainerSettings container;  // type container only
 };
 
 // kind: Release. Required: apiVersion (`eddy/v1`), kind, metadata.name, spec.target,

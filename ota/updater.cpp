@@ -78,7 +78,7 @@ struct Updater::Attempt {
   State state = State::idle;
   std::string commit;
   Release release;
-  const AppTarget* app = nullptr;
+  std::unique_ptr<Installer> installer;  // the target's; null when this device does not handle it
   std::string rollout;            // the rollout that assigned the release
   std::int64_t generation = 0;    // the hub's generation of it (0 without a hub)
   std::string from_version;   // committed version when the attempt began: where a rollback goes
@@ -99,8 +99,12 @@ Expected<std::unique_ptr<Updater>> Updater::create(UpdaterOptions options, AppCo
     hub = std::move(*client);
     store->enable_outbox(options.hub->outbox_limit);
   }
+  std::unique_ptr<ContainerRuntime> runtime;
+  if (options.containers)
+    runtime = make_container_runtime(options.containers->runtime, process_runner(), options.containers->program);
   std::unique_ptr<Updater> updater(new Updater(std::move(options), apps, std::move(*store), std::move(*source)));
   updater->hub_ = std::move(hub);
+  updater->container_runtime_ = std::move(runtime);
   return updater;
 }
 
@@ -337,7 +341,7 @@ CycleResult Updater::run_cycle() {
     Attempt attempt;
     attempt.commit = commit;
     attempt.release = a.release;
-    attempt.app = &options_.apps.at(a.target);
+    attempt.installer = installer_for(a.target);
     attempt.rollout = a.rollout;
     attempt.generation = a.generation;
     auto inst = store_.installed(a.target);
@@ -502,9 +506,16 @@ const Fleet* Updater::fleet_at_accepted() {
 // Reasons an admitted release is not installed now; nullopt means install it.
 std::optional<std::string> Updater::why_not_install(const Assignment& a) {
   const Release& r = a.release;
-  auto app = options_.apps.find(a.target);
-  if (r.payload.type != "app") return "payload type `" + r.payload.type + "` is not handled by this device";
-  if (app == options_.apps.end()) return "target `" + a.target + "` is not an app configured on this device";
+  const bool is_app = options_.apps.contains(a.target);
+  if (r.payload.type == "app") {
+    if (!is_app) return "target `" + a.target + "` is not an app configured on this device";
+  } else if (r.payload.type == "container") {
+    if (!container_runtime_)
+      return "payload type `container` is not handled by this device (add a `containers:` section to eddyd.yaml)";
+    if (is_app) return "target `" + a.target + "` is an app on this device, not a container";
+  } else {
+    return "payload type `" + r.payload.type + "` is not handled by this device";
+  }
   auto inst = store_.installed(a.target);
   if (inst && *inst && (*inst)->current_version == r.version) return "already running " + r.version;
   auto rejected = store_.rejection(a.target, r.version, r.payload.sha256);
@@ -537,7 +548,7 @@ std::optional<std::string> Updater::why_not_install(const Assignment& a) {
 
 Updater::Finish Updater::install(Attempt& attempt) {
   const Release& r = attempt.release;
-  const AppTarget& app = *attempt.app;
+  Installer& installer = *attempt.installer;
   {
     std::lock_guard lock(status_mutex_);
     current_update_ = nlohmann::json{{"target", r.target}, {"release", r.name}, {"version", r.version},
@@ -557,11 +568,17 @@ Updater::Finish Updater::install(Attempt& attempt) {
   } clear{*this};
 
   set_activity("downloading " + r.name);
-  if (!move(attempt, Event::download_started, r.payload.path.empty() ? r.payload.url : r.payload.path))
+  const bool pulled = r.payload.path.empty() && r.payload.url.empty();  // a container image from a registry
+  if (!move(attempt, Event::download_started,
+            pulled ? "pull " + r.payload.container.image : r.payload.path.empty() ? r.payload.url : r.payload.path))
     return Finish::failed;
 
-  AppInstaller installer(app);
   auto stage = [&]() -> Status {
+    if (auto st = installer.before_download(r, attempt.from_version); !st) return st;
+    if (pulled) {
+      MemoryStream nothing({});
+      return installer.stage(r, nothing);
+    }
     std::unique_ptr<ByteStream> raw;
     if (!r.payload.path.empty()) {
       // At most size + 1 bytes (more is refused), clamped for 32-bit size_t.
@@ -583,7 +600,7 @@ Updater::Finish Updater::install(Attempt& attempt) {
                                set_progress(bytes, total);
                                publish_update();
                              });
-    return installer.stage(r.version, watched);
+    return installer.stage(r, watched);
   };
   if (auto st = stage(); !st) {
     Error e = st.error();
@@ -595,7 +612,9 @@ Updater::Finish Updater::install(Attempt& attempt) {
     record_event("error", e.message);
     return Finish::failed;
   }
-  if (!move(attempt, Event::staged, "unpacked into " + (app.dir / "versions" / r.version).string()))
+  if (!move(attempt, Event::staged,
+            r.payload.type == "container" ? "image " + r.payload.container.image + " ready"
+                                          : "unpacked into " + installer.version_dir(r.version).string()))
     return Finish::failed;
   return activate_and_probe(attempt);
 }
@@ -607,41 +626,39 @@ std::map<std::string, std::string> Updater::hook_env(const Attempt& attempt) con
           {"EDDY_PREVIOUS_VERSION", attempt.from_version}};
 }
 
-Status Updater::restart_app(const AppTarget& app) {
-  if (!app.run.empty()) return app_control_.restart(app.name, app.run, app.dir / "current");
-  if (!app.restart.empty()) return run_restart_command(app, std::chrono::seconds(120));
-  return {};
-}
-
-void Updater::stop_app(const AppTarget& app) {
-  if (!app.run.empty()) app_control_.stop(app.name);
+std::unique_ptr<Installer> Updater::installer_for(const std::string& target) {
+  if (auto app = options_.apps.find(target); app != options_.apps.end())
+    return std::make_unique<AppTargetInstaller>(app->second, app_control_);
+  if (!container_runtime_ || target.empty()) return nullptr;
+  ContainerTarget container{target, options_.data_dir / "containers" / target, options_.containers->keep_images};
+  return std::make_unique<ContainerTargetInstaller>(*container_runtime_, std::move(container), store_);
 }
 
 Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
   const Release& r = attempt.release;
-  const AppTarget& app = *attempt.app;
-  AppInstaller installer(app);
+  Installer& installer = *attempt.installer;
   set_activity("activating " + r.name);
   if (!move(attempt, Event::activate)) return Finish::failed;
 
   auto env = hook_env(attempt);
-  auto version_dir = app.dir / "versions" / r.version;
+  const auto version_dir = installer.version_dir(r.version);
+  const auto active_dir = installer.active_dir();
   if (auto st = run_hooks(r.hooks.pre_activate, "pre-activate", version_dir, r.hooks.timeout, env); !st) {
     (void)move(attempt, Event::activate_failed, st.error().message);
     return roll_back(attempt, st.error().message, true);
   }
-  if (auto st = installer.activate(r.version); !st) {
+  if (auto st = installer.switch_in(r); !st) {
     (void)move(attempt, Event::activate_failed, st.error().message);
     return roll_back(attempt, st.error().message, false);
   }
-  if (auto st = restart_app(app); !st) {
+  if (auto st = installer.run(r, attempt.from_version); !st) {
     (void)move(attempt, Event::activate_failed, st.error().message);
     return roll_back(attempt, st.error().message, true);
   }
   // A failing post-activate or pre-commit hook counts as one failed check.
   int hook_failures = 0;
   std::string hook_failure;
-  if (auto st = run_hooks(r.hooks.post_activate, "post-activate", app.dir / "current", r.hooks.timeout, env); !st) {
+  if (auto st = run_hooks(r.hooks.post_activate, "post-activate", active_dir, r.hooks.timeout, env); !st) {
     ++hook_failures;
     hook_failure = st.error().message;
     record_event("warning", r.name + ": " + hook_failure);
@@ -656,7 +673,7 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
     verdict = AnalysisVerdict{false, 0, hook_failures, hook_failure};
   } else {
     verdict = run_analysis(
-        analysis, app.dir / "current",
+        analysis, active_dir,
         [&](int iteration, const ProbeResult& p) {
           (void)store_.record_probe(attempt.id, iteration, p.probe, p.ok, p.detail, p.duration.count());
           if (!p.ok) log::warning(r.name + ": probe " + p.probe + " failed: " + p.detail);
@@ -665,7 +682,7 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
   }
   if (stop_) return Finish::stopped;  // persisted `probing`: recovery rolls back at start-up
   if (verdict.passed) {
-    if (auto st = run_hooks(r.hooks.pre_commit, "pre-commit", app.dir / "current", r.hooks.timeout, env); !st) {
+    if (auto st = run_hooks(r.hooks.pre_commit, "pre-commit", active_dir, r.hooks.timeout, env); !st) {
       ++verdict.failed_checks;
       if (verdict.failed_checks > analysis.threshold) {
         verdict.passed = false;
@@ -679,6 +696,13 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
     return roll_back(attempt, reason, true);
   }
 
+  // The new version serves alone (a container handed over) before the commit is recorded: a
+  // crash in between rolls back to the previous one, which recovery starts again.
+  if (auto st = installer.promote(r, attempt.from_version); !st) {
+    std::string reason = "cannot switch over to " + r.version + ": " + st.error().message;
+    (void)move(attempt, Event::probes_failed, reason);
+    return roll_back(attempt, reason, false);
+  }
   // Commit: the state and the installed version together.
   std::string summary = "healthy after " + std::to_string(verdict.iterations_run) + " iterations, " +
                         std::to_string(verdict.failed_checks) + " failed checks (threshold " +
@@ -693,37 +717,36 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
   attempt.outcome_message = "committed";
   std::set<std::string> keep = {r.version};
   if (!attempt.from_version.empty()) keep.insert(attempt.from_version);
-  if (auto p = installer.prune(keep); !p) log::warning("prune " + app.name + ": " + p.error().message);
+  if (auto p = installer.prune(keep); !p) log::warning("prune " + installer.name() + ": " + p.error().message);
   return Finish::committed;
 }
 
 Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, bool reject,
                                    const std::function<Status()>& also) {
   const Release& r = attempt.release;
-  const AppTarget& app = *attempt.app;
-  AppInstaller installer(app);
+  Installer& installer = *attempt.installer;
+  const std::string& name = installer.name();
   set_activity("rolling back " + r.name);
   auto env = hook_env(attempt);
-  auto version_dir = app.dir / "versions" / r.version;
+  const auto version_dir = installer.version_dir(r.version);
   if (std::filesystem::exists(version_dir)) {
     if (auto st = run_hooks(r.hooks.rollback, "rollback", version_dir, r.hooks.timeout, env); !st)
       record_event("warning", r.name + ": " + st.error().message);
   }
   std::string result;
+  std::vector<std::string> warnings;
   if (!attempt.from_version.empty() && installer.is_staged(attempt.from_version)) {
-    if (auto st = installer.activate(attempt.from_version); !st) {
-      record_event("error", "rollback of " + app.name + " to " + attempt.from_version + ": " + st.error().message);
+    if (auto st = installer.restore(attempt.from_version, warnings); !st) {
+      record_event("error", "rollback of " + name + " to " + attempt.from_version + ": " + st.error().message);
       return Finish::failed;  // stays rolling-back: recovery retries at the next start
     }
-    if (auto st = restart_app(app); !st)
-      record_event("error", "rollback of " + app.name + ": restart: " + st.error().message);
+    for (const auto& w : warnings) record_event("error", "rollback of " + name + ": " + w);
     result = "back on " + attempt.from_version;
   } else {
-    // Nothing committed before this release: stop it and leave no `current`.
-    stop_app(app);
-    std::error_code ec;
-    std::filesystem::remove(app.dir / "current", ec);
-    result = "no previous version; " + app.name + " stopped";
+    // Nothing committed before this release: stop it and leave nothing switched in.
+    if (auto st = installer.restore("", warnings); !st)
+      record_event("error", "rollback of " + name + ": " + st.error().message);
+    result = "no previous version; " + name + " stopped";
   }
   attempt.rollback_outcome = reject ? "rolled-back" : "interrupted";
   auto record = [&]() -> Status {
@@ -736,7 +759,7 @@ Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, 
   if (!move(attempt, Event::rolled_back, result + " (" + reason + ")", record)) return Finish::failed;
   // The failed version's folder goes; a retry after an interruption unpacks it afresh.
   if (installer.current_version() != r.version) (void)installer.discard(r.version);
-  log::notice(app.name + ": rolled back " + r.version + ": " + result);
+  log::notice(name + ": rolled back " + r.version + ": " + result);
   attempt.outcome_message = reject ? "rolled back: " + reason : "interrupted; " + result;
   return Finish::rolled_back;
 }
@@ -765,8 +788,7 @@ Status Updater::recover() {
   attempt.from_version = u.from_version;
   attempt.rollout = u.rollout;
   attempt.generation = u.generation;
-  auto app = options_.apps.find(u.target);
-  if (!u.target.empty() && app != options_.apps.end()) attempt.app = &app->second;
+  attempt.installer = installer_for(u.target);
   if (!u.release.empty()) {
     auto fleet = load_fleet(u.commit_id);
     if (fleet) {
@@ -787,17 +809,17 @@ Status Updater::recover() {
     case Recovery::restart_cycle:
       return move(attempt, Event::interrupted, "interrupted before download; the next poll starts again");
     case Recovery::discard_staging:
-      if (attempt.app) (void)AppInstaller(*attempt.app).discard(u.version);
+      if (attempt.installer) (void)attempt.installer->discard(u.version);
       return move(attempt, Event::interrupted, "interrupted during download; partial files removed");
     case Recovery::continue_staged:
-      if (!attempt.app || attempt.release.analysis.iterations == 0) {
-        if (attempt.app) (void)AppInstaller(*attempt.app).discard(u.version);
+      if (!attempt.installer || attempt.release.analysis.iterations == 0) {
+        if (attempt.installer) (void)attempt.installer->discard(u.version);
         return move(attempt, Event::interrupted, "staged version cannot be resumed; discarded");
       }
       activate_and_probe(attempt);
       return {};
     case Recovery::roll_back:
-      if (!attempt.app) {
+      if (!attempt.installer) {
         return make_error(Errc::invalid_argument, "update " + std::to_string(u.id) + " targets `" + u.target +
                                                       "`, which is no longer configured; cannot roll it back");
       }
@@ -831,19 +853,18 @@ void Updater::start_apps() {
     return;
   }
   for (const auto& inst : *installed) {
-    auto app = options_.apps.find(inst.target);
-    if (app == options_.apps.end() || app->second.run.empty()) continue;
-    AppInstaller installer(app->second);
-    if (installer.current_version() != inst.current_version && installer.is_staged(inst.current_version))
-      (void)installer.activate(inst.current_version);
-    if (auto st = app_control_.restart(app->first, app->second.run, app->second.dir / "current"); !st)
-      log::error("cannot start " + app->first + ": " + st.error().message);
+    auto installer = installer_for(inst.target);
+    if (!installer) continue;
+    if (auto st = installer->start(inst.current_version); !st)
+      log::error("cannot start " + inst.target + ": " + st.error().message);
   }
 }
 
 Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
   std::string target = requested;
   if (target.empty()) {
+    if (container_runtime_)
+      return make_error(Errc::invalid_argument, "name the app or container to roll back (eddy rollback NAME)");
     if (options_.apps.size() != 1)
       return make_error(Errc::invalid_argument, "name the app to roll back (" + std::to_string(options_.apps.size()) +
                                                     " are configured)");
@@ -856,22 +877,23 @@ Expected<nlohmann::json> Updater::rollback(const std::string& requested) {
 
 Expected<nlohmann::json> Updater::roll_back_installed(const std::string& target, const std::string& reason,
                                                       const std::string& rollout, std::int64_t generation) {
-  auto app = options_.apps.find(target);
-  if (app == options_.apps.end()) return make_error(Errc::not_found, "no app `" + target + "` is configured");
+  auto installer = installer_for(target);
+  if (!installer)
+    return make_error(Errc::not_found, "no app `" + target + "` is configured" +
+                                           (container_runtime_ ? std::string() : " (and containers are not set up)"));
   auto inst = store_.installed(target);
   if (!inst) return std::unexpected(inst.error());
   if (!*inst || (*inst)->previous_version.empty())
     return make_error(Errc::conflict, target + " has no previous committed version to roll back to");
-  AppInstaller installer(app->second);
   const auto& i = **inst;
-  if (!installer.is_staged(i.previous_version))
+  if (!installer->is_staged(i.previous_version))
     return make_error(Errc::conflict, target + " " + i.previous_version + " is no longer on disk (" +
-                                          (app->second.dir / "versions").string() + ")");
+                                          installer->version_dir(i.previous_version).parent_path().string() + ")");
 
   auto latest = store_.latest_update(target);
   auto accepted = store_.get("accepted_commit");
   Attempt attempt;
-  attempt.app = &app->second;
+  attempt.installer = std::move(installer);
   attempt.commit = accepted && *accepted ? **accepted : "";
   attempt.from_version = i.previous_version;
   attempt.rollout = rollout;

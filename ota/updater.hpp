@@ -22,12 +22,22 @@
 #include "ota/assignment.hpp"
 #include "ota/git_source.hpp"
 #include "ota/hub_client.hpp"
+#include "ota/installer.hpp"
 #include "ota/model.hpp"
 #include "ota/state_machine.hpp"
+#include "platform/container_runtime.hpp"
 #include "platform/error.hpp"
 #include "storage/state_store.hpp"
 
 namespace eddy::ota {
+
+// Payloads of type container (eddyd.yaml `containers:`): the runtime's command line, and how
+// many images of each container target are kept.
+struct ContainerOptions {
+  RuntimeKind runtime = RuntimeKind::podman;
+  std::string program;  // empty: `podman` / `docker` on PATH
+  int keep_images = 2;
+};
 
 struct UpdaterOptions {
   DeviceIdentity device;
@@ -36,6 +46,9 @@ struct UpdaterOptions {
   std::filesystem::path allowed_signers;
   std::filesystem::path data_dir;            // repo.git/ and eddy.db live here
   std::map<std::string, AppTarget> apps;     // targets of payload type app, by name
+  // Targets of payload type container are any release target that is not an app, installed
+  // only when this is set; their folders are <data_dir>/containers/<target>/.
+  std::optional<ContainerOptions> containers;
   int max_interrupted_attempts = 3;          // an update cut short this often is not retried
   std::chrono::milliseconds download_idle_timeout{30000};
   // With a hub (fleet/API.md): every poll syncs with it, a release is installed only when the
@@ -109,8 +122,9 @@ class Updater {
   Expected<SyncResponse> sync_with_hub(const std::string& commit);
   int follow_rollback_orders(const Fleet& fleet, const SyncResponse& sync, std::vector<std::string>& messages);
   void flush_reports();
-  Status restart_app(const AppTarget& app);
-  void stop_app(const AppTarget& app);
+  // The installer of `target`: its app, else a container target when containers are set up;
+  // null when this device does not handle it.
+  std::unique_ptr<Installer> installer_for(const std::string& target);
   std::map<std::string, std::string> hook_env(const Attempt& attempt) const;
   void set_activity(const std::string& activity);
   void set_progress(std::uint64_t bytes, std::uint64_t total);
@@ -122,6 +136,7 @@ class Updater {
   storage::StateStore store_;
   GitSource source_;
   std::optional<HubClient> hub_;
+  std::unique_ptr<ContainerRuntime> container_runtime_;  // set when options_.containers is
 
   // Parsed model of the accepted commit, cached across polls.
   std::string fleet_commit_;

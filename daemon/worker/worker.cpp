@@ -40,6 +40,14 @@ ota::UpdaterOptions updater_options(const Config& config) {
     t.keep_versions = app.keep_versions;
     o.apps.emplace(name, std::move(t));
   }
+  if (config.containers) {
+    ota::ContainerOptions c;
+    // Not found: podman, whose missing command then says so at the first container release
+    // (eddyd --check-config reports it before).
+    c.runtime = discover_runtime(config.containers->runtime).value_or(RuntimeKind::podman);
+    c.keep_images = config.containers->keep;
+    o.containers = c;
+  }
   return o;
 }
 

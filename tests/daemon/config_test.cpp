@@ -359,3 +359,29 @@ TEST(Config, CheckConfigReadsTheHubTokenAndCa) {
 }
 
 }  // namespace
+
+namespace {
+
+// containers: (issue 5): absent means no container releases; present, even empty, enables them.
+TEST(Config, ContainersSection) {
+  auto none = parse_config(minimal(), "/etc/eddy/eddyd.yaml");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_FALSE(none->containers);
+
+  auto empty = parse_config(minimal("containers:\n"), "/etc/eddy/eddyd.yaml");
+  ASSERT_TRUE(empty) << empty.error().message;
+  ASSERT_TRUE(empty->containers);
+  EXPECT_FALSE(empty->containers->runtime);
+  EXPECT_EQ(empty->containers->keep, 2);
+
+  auto set = parse_config(minimal("containers: {runtime: docker, keep: 3}\n"), "/etc/eddy/eddyd.yaml");
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->containers->runtime, eddy::RuntimeKind::docker);
+  EXPECT_EQ(set->containers->keep, 3);
+
+  expect_error(minimal("containers: {runtime: lxc}\n"), 5, "unknown container runtime `lxc`");
+  expect_error(minimal("containers: {keep: 0}\n"), 5, "containers.keep");
+  expect_error(minimal("containers: {runtme: podman}\n"), 5, "runtime");
+}
+
+}  // namespace

@@ -220,7 +220,7 @@ metadata: {name: a}
 spec:
   target: a
   version: "1"
-  payload: {type: container, path: p/a.tar, sha256: )" +
+  payload: {type: container, image: "a@sha256:)" + std::string(kDigest) + R"(", path: p/a.tar, sha256: )" +
                                std::string(kDigest) + R"(, size: 1}
 )",
                            "releases/a.yaml");
