@@ -88,7 +88,7 @@ TEST(ConfigRootfs, EveryKeyAndRelativePaths) {
 
 TEST(ConfigRootfs, BadInputNamesFileLineAndWhatToDo) {
   const std::string uboot = "  bootloader: {type: uboot, env_config: /etc/fw_env.config}\n";
-  expect_refused(with_rootfs("  a: /dev/sda2\n" + uboot), 5, "has no `b`");
+  expect_refused(with_rootfs("  a: /dev/sda2\n" + uboot), 6, "has no `b`");
   expect_refused(with_rootfs("  a: /dev/sda2\n  b: /dev/sda2\n" + uboot), 6, "name the same device");
   expect_refused(with_rootfs("  a: sda2\n  b: /dev/sda3\n" + uboot), 6, "absolute device path");
   expect_refused(with_rootfs("  a: /dev/sda2\n  b: /dev/sda3\n"), 6, "has no `bootloader`");

@@ -23,8 +23,9 @@ using bootenv::Slot;
 
 enum class Cut { kill, power };  // eddyd restarted on the same boot, or the device rebooted
 
-// Drive one case to its end; "" when it converged as it must, else what went wrong.
-std::string run_case(const stdfs::path& dir, const std::string& point, bool healthy, Cut cut) {
+// Drive one case to its end; "" when it converged as it must, else what went wrong. `trail`
+// says what happened (kills, boots, the last outcome).
+std::string run_case(const stdfs::path& dir, const std::string& point, bool healthy, Cut cut, std::string& trail) {
   RootfsDevice rig(dir, BootScheme::uboot_rauc);
   Device& device = rig.device();
   auto log_tail = [&] {
@@ -41,7 +42,6 @@ std::string run_case(const stdfs::path& dir, const std::string& point, bool heal
     return {{"EDDY_FAULT_KILL_AT", point}};
   };
   device.start(env(), /*wait_ready=*/false);
-  std::string trail;  // what happened, for the message
   std::string outcome;
   for (int step = 0; step < 16; ++step) {
     std::optional<int> exited;
@@ -111,12 +111,13 @@ void run_matrix(const std::string& name, const std::vector<std::string>& points,
     for (const auto& point : points) {
       TempDir dir;
       ++run;
-      std::string failure = run_case(dir.path(), point, healthy, cut);
+      std::string trail;
+      std::string failure = run_case(dir.path(), point, healthy, cut, trail);
       const std::string label = std::string(cut == Cut::kill ? "kill -9, eddyd restarted" : "power cut, reboot") +
                                 " at " + point;
       if (failure.empty()) {
         ++passed;
-        table += "  ok    " + label + "\n";
+        table += "  ok    " + label + " (" + trail.substr(trail.empty() ? 0 : 1) + ")\n";
       } else {
         table += "  FAIL  " + label + "\n";
         ADD_FAILURE() << label << ": " << failure;

@@ -113,6 +113,19 @@ TEST_P(RootfsTest, WrongDigestMarksTheInactiveSlotBadAndLeavesTheActiveOne) {
   EXPECT_EQ(rig_->boot(), Slot::a);
 }
 
+TEST_P(RootfsTest, ImageLargerThanTheSlotIsRefusedBeforeTheSlotEnds) {
+  rig_->publish("1.1.0", 0, false, {}, RootfsDevice::slot_size() + (1u << 20));
+  std::string output;
+  ASSERT_EQ(rig_->check(&output), "failed") << output << log();
+  auto status = rig_->status();
+  EXPECT_EQ(status["last_outcome"], "failed") << status.dump();
+  EXPECT_TRUE(contains(status.value("last_message", ""), "rootfs.b")) << status.dump();
+  EXPECT_TRUE(contains(status.value("last_message", ""), "the image is at least")) << status.dump();
+  EXPECT_FALSE(rig_->reboot_requested());
+  EXPECT_EQ(rig_->slot_bytes(Slot::a, rig_->factory_image().size()), rig_->factory_image());
+  EXPECT_EQ(rig_->boot(), Slot::a);
+}
+
 INSTANTIATE_TEST_SUITE_P(Bootloaders, RootfsTest, ::testing::Values(BootScheme::uboot_rauc, BootScheme::grub_rauc),
                          [](const auto& param_info) {
                            return std::string(param_info.param == BootScheme::uboot_rauc ? "UbootRauc" : "GrubRauc");

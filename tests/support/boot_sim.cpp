@@ -140,10 +140,6 @@ Slot boot_grub_rauc(const stdfs::path& file) {
 
 // ---- RootfsDevice ---------------------------------------------------------------------------
 
-namespace {
-constexpr std::uint64_t kSlotSize = 8u << 20;
-}  // namespace
-
 std::string rootfs_image(const std::string& version, std::size_t size) {
   std::string image(size, '\0');
   std::uint32_t x = 2166136261u;
@@ -164,8 +160,8 @@ RootfsDevice::RootfsDevice(const stdfs::path& dir, BootScheme scheme)
   device_ = std::make_unique<Device>(dir_ / "device", fleet_->repo().url(), fleet_->allowed_signers());
   write_file(slot_path(Slot::a), factory_);
   write_file(slot_path(Slot::b), "");
-  stdfs::resize_file(slot_path(Slot::a), kSlotSize);
-  stdfs::resize_file(slot_path(Slot::b), kSlotSize);
+  stdfs::resize_file(slot_path(Slot::a), slot_size());
+  stdfs::resize_file(slot_path(Slot::b), slot_size());
   std::string bootloader_yaml;
   if (scheme_ == BootScheme::uboot_rauc) {
     env_ = make_uboot_env(dir_ / "boot", "");
@@ -214,8 +210,8 @@ int RootfsDevice::reboot_requests() const {
 }
 
 std::string RootfsDevice::publish(const std::string& version, int probe_exit, bool wrong_digest,
-                                  const std::string& delta_base) {
-  std::string image = rootfs_image(version);
+                                  const std::string& delta_base, std::size_t image_size) {
+  std::string image = rootfs_image(version, image_size);
   const auto repo = fleet_->repo().dir();
   stdfs::create_directories(repo / "payloads");
   stdfs::create_directories(repo / "releases");

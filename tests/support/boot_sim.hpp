@@ -72,9 +72,11 @@ class RootfsDevice {
 
   // Publish rootfs `version` in the fleet repository: its image zstd-compressed, an exec probe
   // exiting with `probe_exit`, a wrong sha256 with `wrong_digest`, and a delta (made by `eddy
-  // release delta`) from `delta_base` when given. Returns the image.
+  // release delta`) from `delta_base` when given; the image has `image_size` bytes (slots have
+  // slot_size()). Returns the image.
   std::string publish(const std::string& version, int probe_exit = 0, bool wrong_digest = false,
-                      const std::string& delta_base = {});
+                      const std::string& delta_base = {}, std::size_t image_size = 3u << 20);
+  static constexpr std::uint64_t slot_size() { return 8u << 20; }
 
   std::string slot_bytes(bootenv::Slot slot, std::size_t size) const;
   // The `rootfs` entry of `eddy status --json`'s targets (null if absent).
