@@ -222,6 +222,7 @@ std::string format_check(const json& check) {
   else if (outcome == "rolled-back") line = "update failed and was rolled back";
   else if (outcome == "failed") line = "update failed";
   else if (outcome == "not-admitted") line = "nothing to install for this device yet";
+  else if (outcome == "rebooting") line = "rebooting into the new root file system";
   else line = outcome.empty() ? "done" : outcome;
   if (!commit.empty()) line += " (commit " + commit + ")";
   if (!message.empty()) line += ": " + message;

@@ -31,14 +31,18 @@ struct Section {
 };
 
 const Section top_keys{"", {"device", "source", "hub", "data_dir", "socket", "socket_group", "apps", "containers",
-                            "log_level"}};
+                            "rootfs", "log_level"}};
 const Section device_keys{"device", {"id", "labels", "machine_id_file"}};
 const Section source_keys{"source", {"url", "branch", "interval", "allowed_signers"}};
 const Section hub_keys{"hub", {"url", "token_file", "ca_file", "outbox_limit"}};
 const Section app_keys{"apps.<name>", {"dir", "run", "restart", "max_unpacked", "keep_versions"}};
 const Section container_keys{"containers", {"runtime", "keep"}};
-const std::array<const Section*, 6> all_sections{&top_keys,  &device_keys, &source_keys,
-                                                 &hub_keys, &app_keys,    &container_keys};
+const Section rootfs_keys{"rootfs", {"a", "b", "cmdline", "cmdline_key", "bootloader", "reboot", "max_reboots",
+                                    "boot_id"}};
+const Section bootloader_keys{"rootfs.bootloader", {"type", "preset", "env_config", "grub_env", "boot_dir",
+                                                    "variables"}};
+const std::array<const Section*, 8> all_sections{&top_keys, &device_keys,    &source_keys, &hub_keys,
+                                                 &app_keys, &container_keys, &rootfs_keys, &bootloader_keys};
 
 // Edit distance counting a swap of neighbours as one edit ("rnu" is one from "run").
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -171,6 +175,8 @@ class Parser {
   Status parse_hub(const YAML::Node& node, Config& config);
   Status parse_containers(const YAML::Node& node, Config& config);
   Status parse_apps(const YAML::Node& node, Config& config);
+  Status parse_rootfs(const YAML::Node& node, Config& config);
+  Status parse_bootloader(const YAML::Node& node, bootenv::BootloaderConfig& bootloader);
 
   stdfs::path file_;
   stdfs::path base_;
@@ -331,6 +337,93 @@ Status Parser::parse_containers(const YAML::Node& node, Config& config) {
   return {};
 }
 
+Status Parser::parse_bootloader(const YAML::Node& node, bootenv::BootloaderConfig& bootloader) {
+  auto items = entries(node, bootloader_keys, "`rootfs.bootloader`");
+  if (!items) return std::unexpected(items.error());
+  for (const auto& [key, value] : *items) {
+    const std::string full = "rootfs.bootloader." + key;
+    if (key == "type" || key == "preset") {
+      auto text = string(value, full);
+      if (!text) return std::unexpected(text.error());
+      (key == "type" ? bootloader.type : bootloader.preset) = *text;
+    } else if (key == "env_config" || key == "grub_env" || key == "boot_dir") {
+      auto p = path(value, full);
+      if (!p) return std::unexpected(p.error());
+      (key == "env_config" ? bootloader.env_config : key == "grub_env" ? bootloader.grub_env : bootloader.boot_dir) = *p;
+    } else if (key == "variables") {
+      if (!value.IsMap())
+        return fail(value, full + " must be a mapping of roles to variable names, like {order: BOOT_ORDER}, got " +
+                               describe(value));
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        auto role = string(it->first, full + " role");
+        if (!role) return std::unexpected(role.error());
+        auto name = string(it->second, full + "." + *role);
+        if (!name) return std::unexpected(name.error());
+        bootloader.variables[*role] = *name;
+      }
+    }
+  }
+  if (bootloader.type.empty())
+    return fail(node, "`rootfs.bootloader` has no `type` (uboot, grub or tryboot)");
+  // The backend checks its own settings (preset, variable roles, files it needs) without
+  // touching the environment.
+  if (auto made = bootenv::make_bootloader(bootloader); !made) return fail(node, made.error().message);
+  return {};
+}
+
+Status Parser::parse_rootfs(const YAML::Node& node, Config& config) {
+  auto items = entries(node, rootfs_keys, "`rootfs`");
+  if (!items) return std::unexpected(items.error());
+  RootfsConfig rootfs;
+  bool have_bootloader = false;
+  for (const auto& [key, value] : *items) {
+    const std::string full = "rootfs." + key;
+    if (key == "a" || key == "b") {
+      auto spec = string(value, full);
+      if (!spec) return std::unexpected(spec.error());
+      static constexpr std::array<std::string_view, 4> tags{"LABEL=", "UUID=", "PARTLABEL=", "PARTUUID="};
+      if (!spec->starts_with("/") && std::none_of(tags.begin(), tags.end(), [&](auto t) { return spec->starts_with(t); }))
+        return fail(value, full + " `" + *spec +
+                               "` must be an absolute device path (/dev/mmcblk0p2) or LABEL=, UUID=, PARTLABEL=, "
+                               "PARTUUID=");
+      (key == "a" ? rootfs.slot_a : rootfs.slot_b) = *spec;
+    } else if (key == "cmdline" || key == "boot_id") {
+      auto p = path(value, full);
+      if (!p) return std::unexpected(p.error());
+      (key == "cmdline" ? rootfs.booted.cmdline : rootfs.boot_id) = *p;
+    } else if (key == "cmdline_key") {
+      auto text = string(value, full);
+      if (!text) return std::unexpected(text.error());
+      if (!valid_word(*text, "._-", 64))
+        return fail(value, full + " `" + *text + "` must be a kernel argument name (letters, digits and . _ -)");
+      rootfs.booted.cmdline_key = *text;
+    } else if (key == "bootloader") {
+      if (auto st = parse_bootloader(value, rootfs.bootloader); !st) return st;
+      have_bootloader = true;
+    } else if (key == "reboot") {
+      auto argv = command(value, full);
+      if (!argv) return std::unexpected(argv.error());
+      rootfs.reboot = *argv;
+    } else if (key == "max_reboots") {
+      auto cap = integer(value, full, 1, 100);
+      if (!cap) return std::unexpected(cap.error());
+      rootfs.max_reboots = static_cast<int>(*cap);
+    }
+  }
+  if (rootfs.slot_a.empty() || rootfs.slot_b.empty())
+    return fail(node, std::string("`rootfs` has no `") + (rootfs.slot_a.empty() ? "a" : "b") +
+                          "` (the device of each slot: a path, or LABEL=, UUID=, PARTLABEL=, PARTUUID=)");
+  if (rootfs.slot_a == rootfs.slot_b) return fail(node, "rootfs.a and rootfs.b name the same device `" + rootfs.slot_a + "`");
+  if (!have_bootloader)
+    return fail(node, "`rootfs` has no `bootloader` (type uboot, grub or tryboot, and its environment)");
+  rootfs.booted.device_a = rootfs.slot_a;
+  rootfs.booted.device_b = rootfs.slot_b;
+  rootfs.booted.bootname_a = rootfs.bootloader.bootname_a;
+  rootfs.booted.bootname_b = rootfs.bootloader.bootname_b;
+  config.rootfs = std::move(rootfs);
+  return {};
+}
+
 Status Parser::parse_apps(const YAML::Node& node, Config& config) {
   if (node.IsNull()) return {};
   static const Section any_name{"apps", {}};
@@ -423,6 +516,8 @@ Expected<Config> Parser::parse(std::string_view text) {
       status = parse_apps(value, config);
     } else if (key == "containers") {
       status = parse_containers(value, config);
+    } else if (key == "rootfs") {
+      status = parse_rootfs(value, config);
     } else if (key == "data_dir" || key == "socket") {
       auto p = path(value, key);
       if (!p) return std::unexpected(p.error());
@@ -563,6 +658,11 @@ Status check_config(const Config& config) {
   for (const auto& [name, app] : config.apps) check_folder_creatable(app.dir, "apps." + name + ".dir", problems);
   if (config.containers) {
     if (auto kind = discover_runtime(config.containers->runtime); !kind) problems.push_back(kind.error());
+  }
+  if (config.rootfs) {
+    // The slot devices themselves are resolved by the update worker when it writes one.
+    if (auto booted = bootenv::booted_slot(config.rootfs->booted); !booted)
+      problems.push_back(booted.error().with_context("rootfs"));
   }
 
   if (problems.empty()) return {};

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "platform/bootenv/bootloader.hpp"
 #include "platform/container_runtime.hpp"
 #include "platform/duration.hpp"
 #include "platform/error.hpp"
@@ -36,6 +37,21 @@ struct ContainersConfig {
   int keep = 2;  // images kept per container target, the running one included (>= 1)
 };
 
+// rootfs: the A/B root file system slots (target `rootfs`, payload type rootfs). Present: releases
+// of payload type rootfs are installed into the slot that did not boot, tried once through the
+// bootloader and committed by the health analysis run after the reboot.
+struct RootfsConfig {
+  std::string slot_a, slot_b;  // a: / b: a device path, or LABEL=, UUID=, PARTLABEL=, PARTUUID=
+  // How the booted slot is told: cmdline (default /proc/cmdline), its root= matched against the
+  // slots, or cmdline_key (rauc.slot=A) when set.
+  bootenv::BootedSlotConfig booted;
+  bootenv::BootloaderConfig bootloader;              // bootloader: {type, preset, env_config, ...}
+  std::vector<std::string> reboot{"systemctl", "reboot"};  // the bootloader's reboot argument is appended
+  int max_reboots = 3;  // reboots one update may ask for; a loop stops there
+  // Changes at every boot: tells a reboot that happened from one that was only asked for.
+  std::filesystem::path boot_id = "/proc/sys/kernel/random/boot_id";
+};
+
 struct Config {
   std::filesystem::path file;                 // where it was read from
   std::string device_id;                      // device.id; default: contents of device.machine_id_file
@@ -53,6 +69,7 @@ struct Config {
   std::string socket_group;                   // default "eddy" if that group exists, else none ("")
   std::map<std::string, AppConfig> apps;
   std::optional<ContainersConfig> containers;
+  std::optional<RootfsConfig> rootfs;
   std::string log_level = "info";             // error | warning | notice | info | debug
 };
 

@@ -65,9 +65,10 @@ nlohmann::json status_json(const Config& config, storage::StateStore& store, con
   if (config.containers) {
     if (auto installed = store.all_installed()) {
       for (const auto& inst : *installed)
-        if (!config.apps.contains(inst.target)) targets.push_back(describe(inst.target, "container"));
+        if (!config.apps.contains(inst.target) && inst.target != "rootfs") targets.push_back(describe(inst.target, "container"));
     }
   }
+  if (config.rootfs) targets.push_back(describe("rootfs", "rootfs"));
   j["targets"] = std::move(targets);
   j["hub"] = config.hub_url ? ota::hub_status_json(store, *config.hub_url) : nlohmann::json(nullptr);
   return j;

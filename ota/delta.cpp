@@ -127,6 +127,18 @@ Error zstd_delta_error(std::size_t code, const std::string& name, std::uint64_t 
 
 }  // namespace
 
+Expected<std::string> slot_prefix_sha256(const stdfs::path& slot, std::uint64_t size) {
+  const std::string what = "slot " + slot.string();
+  UniqueFd fd(::open(slot.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::unexpected(errno_error(errno, what + ": open", slot.string()));
+  auto length = size_of(fd.get(), what, slot);
+  if (!length) return std::unexpected(length.error());
+  if (*length < size)
+    return make_error(Errc::too_large, what + " holds " + std::to_string(*length) + " bytes, fewer than the " +
+                                           std::to_string(size) + " of the delta's base");
+  return sha256_of_prefix(fd.get(), size, what, slot);
+}
+
 Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const stdfs::path& base,
                                                 std::string_view base_sha256, std::uint64_t base_size,
                                                 const stdfs::path& target_slot, const SlotWriteOptions& options) {

@@ -40,6 +40,11 @@ Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const std::fi
                                                 const std::filesystem::path& target_slot,
                                                 const SlotWriteOptions& options = {});
 
+// The SHA-256 (lowercase hex) of the first `size` bytes of `slot` (a block device or a file), as
+// a delta's from_sha256 names its base: which delta, if any, fits the active slot. Errors name
+// the slot: Errc::not_found, Errc::io, Errc::too_large when the slot is shorter than `size`.
+Expected<std::string> slot_prefix_sha256(const std::filesystem::path& slot, std::uint64_t size);
+
 struct DeltaInfo {
   std::uint64_t base_size = 0;
   std::string base_sha256;  // lowercase hex

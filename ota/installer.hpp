@@ -1,7 +1,8 @@
 // What the update state machine (ota/updater) does to one target, whatever its payload type:
 // stage a version, start it, keep it or go back. Two kinds: app bundles (AppTargetInstaller:
 // version folders, a `current` link, eddyd's supervised `run` command) and containers
-// (ContainerTargetInstaller: an image by digest and a container per version).
+// (ContainerTargetInstaller: an image by digest and a container per version); root file systems
+// are in ota/rootfs_installer.hpp.
 #pragma once
 
 #include <filesystem>
@@ -53,6 +54,19 @@ class Installer {
   virtual Status start(std::string_view version) = 0;
   // Housekeeping after a commit; never removes what `keep` names or what runs.
   virtual Status prune(const std::set<std::string>& keep) = 0;
+
+  // Targets whose switch_in takes effect at the next boot (rootfs, ota/rootfs_installer.hpp):
+  // the updater persists `rebooting` and calls reboot() where others run(), and after a
+  // restore() reboots while restore_needs_reboot() says the previous version is not running.
+  // boot_id() changes at every boot: a reboot asked for and not yet happened keeps it. Targets
+  // that switch at once keep these defaults, and the updater never asks them to reboot.
+  virtual bool activates_by_reboot() const { return false; }
+  // Bytes to download instead of the release's payload (rootfs: a delta whose base is the
+  // active slot); stage() then receives those. Nullopt: the payload itself.
+  virtual Expected<std::optional<DeltaSpec>> delta_for(const Release&) { return std::optional<DeltaSpec>(); }
+  virtual Expected<bool> restore_needs_reboot() { return false; }
+  virtual Status reboot() { return {}; }
+  virtual Expected<std::string> boot_id() { return std::string(); }
 };
 
 // App bundles: AppInstaller's folders plus the app's `run` (through AppControl) or `restart`.

@@ -597,9 +597,100 @@ Expected<ContainerSettings> read_container(const Reader& r, const MapView& m, co
   return c;
 }
 
+bool is_sha256_text(std::string_view t) {
+  return t.size() == 64 && std::all_of(t.begin(), t.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// path | url, sha256 and size of bytes as stored (a payload, or one of its deltas), from `m` at `v`.
+Status read_stored_bytes(const Reader& r, const MapView& m, const Value& v, std::string& out_path, std::string& out_url,
+                         std::string& out_sha256, std::uint64_t& out_size) {
+  auto path = m.get("path");
+  auto url = m.get("url");
+  if (path && url) return std::unexpected(r.error(*url, "the payload has both `path` and `url`: keep one"));
+  if (!path && !url) return std::unexpected(r.error(v, "missing `path` (in the repository) or `url` (to download)"));
+  if (path) {
+    auto t = non_empty_text(r, *path);
+    if (!t) return std::unexpected(t.error());
+    bool safe = !t->starts_with('/') && t->find('\\') == std::string::npos && !has_control_or_space(*t);
+    std::string_view rest = *t;
+    while (safe) {
+      const auto slash = rest.find('/');
+      const auto segment = rest.substr(0, slash);
+      if (segment.empty() || segment == "." || segment == "..") safe = false;
+      if (slash == std::string_view::npos) break;
+      rest = rest.substr(slash + 1);
+    }
+    if (!safe) {
+      return std::unexpected(
+          r.error(*path, quote(*t) + " is not a safe path in the repository: write a relative path "
+                                     "such as payloads/app-1.0.tar.zst, without '..', '.', '//' or a leading '/'"));
+    }
+    out_path = std::move(*t);
+  } else {
+    auto t = http_url(r, *url);
+    if (!t) return std::unexpected(t.error());
+    out_url = std::move(*t);
+  }
+
+  auto sha = m.require("sha256");
+  if (!sha) return std::unexpected(sha.error());
+  auto sha_text = text(r, *sha);
+  if (!sha_text) return std::unexpected(sha_text.error());
+  if (!is_sha256_text(*sha_text)) {
+    return std::unexpected(r.error(*sha, quote(*sha_text) + " is not a SHA-256: write 64 lowercase hexadecimal digits "
+                                                            "(the output of `sha256sum` on the payload as stored)"));
+  }
+  out_sha256 = std::move(*sha_text);
+
+  auto size = m.require("size");
+  if (!size) return std::unexpected(size.error());
+  if (size->node.IsScalar() && size->node.Scalar().starts_with('-')) {
+    return std::unexpected(r.error(*size, "must not be negative, got " + quote(size->node.Scalar())));
+  }
+  auto size_value = integer<std::uint64_t>(r, *size, 0, std::numeric_limits<std::uint64_t>::max(), "size: 48211");
+  if (!size_value) return std::unexpected(size_value.error());
+  out_size = *size_value;
+  return {};
+}
+
+Expected<std::vector<DeltaSpec>> read_deltas(const Reader& r, const Value& v) {
+  if (!v.node.IsSequence())
+    return std::unexpected(r.error(v, "expected a list of deltas ({from_sha256, from_size, path, sha256, size}, as "
+                                      "`eddy release delta` prints them), got " + std::string(type_name(v.node))));
+  std::vector<DeltaSpec> out;
+  for (std::size_t i = 0; i < v.node.size(); ++i) {
+    const Value element = item(v, v.node[i], i);
+    auto m = MapView::open(r, element, {"from_sha256", "from_size", "path", "url", "sha256", "size"});
+    if (!m) return std::unexpected(m.error());
+    DeltaSpec d;
+    if (auto st = read_stored_bytes(r, *m, element, d.path, d.url, d.sha256, d.size); !st)
+      return std::unexpected(st.error());
+    // from_sha256 / from_size: the base image, checked the same way as a payload's digest and size.
+    auto from_sha = m->require("from_sha256");
+    if (!from_sha) return std::unexpected(from_sha.error());
+    auto from_size = m->require("from_size");
+    if (!from_size) return std::unexpected(from_size.error());
+    auto sha_text = text(r, *from_sha);
+    if (!sha_text) return std::unexpected(sha_text.error());
+    if (!is_sha256_text(*sha_text))
+      return std::unexpected(r.error(*from_sha, quote(*sha_text) + " is not a SHA-256: write 64 lowercase hexadecimal "
+                                                                   "digits (of the base image)"));
+    d.from_sha256 = std::move(*sha_text);
+    auto size_value =
+        integer<std::uint64_t>(r, *from_size, 1, std::numeric_limits<std::uint64_t>::max(), "from_size: 268435456");
+    if (!size_value) return std::unexpected(size_value.error());
+    d.from_size = *size_value;
+    for (const auto& other : out)
+      if (other.from_sha256 == d.from_sha256 && other.from_size == d.from_size)
+        return std::unexpected(r.error(element, "a second delta from the same base image: keep one"));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 Expected<PayloadSpec> read_payload(const Reader& r, const Value& v, const std::string& target) {
   auto m = MapView::open(r, v, {"type", "path", "url", "sha256", "size", "image", "source", "command", "ports", "env",
-                                "volumes", "restart", "memory", "strategy"});
+                                "volumes", "restart", "memory", "strategy", "deltas"});
   if (!m) return std::unexpected(m.error());
   PayloadSpec p;
 
@@ -631,53 +722,14 @@ Expected<PayloadSpec> read_payload(const Reader& r, const Value& v, const std::s
         return std::unexpected(r.error(v, quote(key) + " belongs to payloads of type container, not " + quote(p.type)));
     }
   }
-  if (path && url) return std::unexpected(r.error(*url, "the payload has both `path` and `url`: keep one"));
-  if (!path && !url) return std::unexpected(r.error(v, "missing `path` (in the repository) or `url` (to download)"));
-  if (path) {
-    auto t = non_empty_text(r, *path);
-    if (!t) return std::unexpected(t.error());
-    bool safe = !t->starts_with('/') && t->find('\\') == std::string::npos && !has_control_or_space(*t);
-    std::string_view rest = *t;
-    while (safe) {
-      const auto slash = rest.find('/');
-      const auto segment = rest.substr(0, slash);
-      if (segment.empty() || segment == "." || segment == "..") safe = false;
-      if (slash == std::string_view::npos) break;
-      rest = rest.substr(slash + 1);
-    }
-    if (!safe) {
-      return std::unexpected(
-          r.error(*path, quote(*t) + " is not a safe path in the repository: write a relative path "
-                                     "such as payloads/app-1.0.tar.zst, without '..', '.', '//' or a leading '/'"));
-    }
-    p.path = std::move(*t);
-  } else {
-    auto t = http_url(r, *url);
-    if (!t) return std::unexpected(t.error());
-    p.url = std::move(*t);
+  if (auto st = read_stored_bytes(r, *m, v, p.path, p.url, p.sha256, p.size); !st) return std::unexpected(st.error());
+  if (auto deltas = m->get("deltas")) {
+    if (p.type != "rootfs")
+      return std::unexpected(r.error(*deltas, "deltas belong to payloads of type rootfs, not " + quote(p.type)));
+    auto list = read_deltas(r, *deltas);
+    if (!list) return std::unexpected(list.error());
+    p.deltas = std::move(*list);
   }
-
-  auto sha = m->require("sha256");
-  if (!sha) return std::unexpected(sha.error());
-  auto sha_text = text(r, *sha);
-  if (!sha_text) return std::unexpected(sha_text.error());
-  const bool hex = sha_text->size() == 64 && std::all_of(sha_text->begin(), sha_text->end(), [](char c) {
-                     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                   });
-  if (!hex) {
-    return std::unexpected(r.error(*sha, quote(*sha_text) + " is not a SHA-256: write 64 lowercase hexadecimal digits "
-                                                            "(the output of `sha256sum` on the payload as stored)"));
-  }
-  p.sha256 = std::move(*sha_text);
-
-  auto size = m->require("size");
-  if (!size) return std::unexpected(size.error());
-  if (size->node.IsScalar() && size->node.Scalar().starts_with('-')) {
-    return std::unexpected(r.error(*size, "must not be negative, got " + quote(size->node.Scalar())));
-  }
-  auto size_value = integer<std::uint64_t>(r, *size, 0, std::numeric_limits<std::uint64_t>::max(), "size: 48211");
-  if (!size_value) return std::unexpected(size_value.error());
-  p.size = *size_value;
   return p;
 }
 

@@ -78,6 +78,19 @@ std::string_view strategy_name(SwapStrategy strategy);
 // - url: http:// or https:// (the SHA-256 and size from the signed release guard the bytes).
 // - sha256: 64 lowercase hexadecimal digits, of the bytes as stored.
 // - size: bytes as stored, a non-negative integer; the download limit.
+// - deltas (type rootfs only, optional): [{from_sha256, from_size, path | url, sha256, size}], as
+//   `eddy release delta` prints them: a device whose active slot's first from_size bytes hash to
+//   from_sha256 downloads the delta (sha256 and size of the delta as stored) and rebuilds the
+//   image against its active slot instead of downloading the full image.
+struct DeltaSpec {
+  std::string from_sha256;
+  std::uint64_t from_size = 0;
+  std::string path;
+  std::string url;
+  std::string sha256;
+  std::uint64_t size = 0;
+};
+
 struct PayloadSpec {
   std::string type;
   std::string path;
@@ -85,6 +98,7 @@ struct PayloadSpec {
   std::string sha256;
   std::uint64_t size = 0;
   ContainerSettings container;  // type container only
+  std::vector<DeltaSpec> deltas;  // type rootfs only
 };
 
 // kind: Release. Required: apiVersion (`eddy/v1`), kind, metadata.name, spec.target,

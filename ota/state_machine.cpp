@@ -35,6 +35,9 @@ constexpr std::array kTable = {
     Transition{State::activating, Event::activated, State::probing},
     Transition{State::activating, Event::activate_failed, State::rolling_back},
     Transition{State::activating, Event::interrupted, State::rolling_back},
+    Transition{State::activating, Event::reboot, State::rebooting},  // rootfs: trial boot
+    Transition{State::rebooting, Event::booted, State::probing},
+    Transition{State::rebooting, Event::boot_failed, State::rolling_back},
     Transition{State::probing, Event::probes_passed, State::committed},
     Transition{State::probing, Event::probes_failed, State::rolling_back},
     Transition{State::probing, Event::interrupted, State::rolling_back},
@@ -52,6 +55,7 @@ std::string_view state_name(State s) {
     case State::downloading: return "downloading";
     case State::staged: return "staged";
     case State::activating: return "activating";
+    case State::rebooting: return "rebooting";
     case State::probing: return "probing";
     case State::committed: return "committed";
     case State::rolling_back: return "rolling-back";
@@ -87,6 +91,9 @@ std::string_view event_name(Event e) {
     case Event::activate: return "activate";
     case Event::interrupted: return "interrupted";
     case Event::rollback_requested: return "rollback-requested";
+    case Event::reboot: return "reboot";
+    case Event::booted: return "booted";
+    case Event::boot_failed: return "boot-failed";
   }
   return "unknown";
 }
@@ -121,6 +128,8 @@ Recovery recovery_for(State persisted) {
     case State::probing:
     case State::rolling_back:
       return Recovery::roll_back;
+    case State::rebooting:
+      return Recovery::after_reboot;
   }
   return Recovery::roll_back;
 }
@@ -132,6 +141,7 @@ std::string_view recovery_name(Recovery r) {
     case Recovery::discard_staging: return "discard-staging";
     case Recovery::continue_staged: return "continue-staged";
     case Recovery::roll_back: return "roll-back";
+    case Recovery::after_reboot: return "after-reboot";
   }
   return "unknown";
 }

@@ -18,6 +18,7 @@ enum class State {
   downloading,   // payload streaming into a staging folder
   staged,        // payload complete and verified on disk, not active
   activating,    // switching to the new version (pre/post-activate hooks, link, restart)
+  rebooting,     // rootfs: a trial boot of the new slot is armed and the reboot asked for
   probing,       // health analysis of the new version
   committed,     // the new version passed and is the committed one
   rolling_back,  // returning to the previous committed version
@@ -42,6 +43,9 @@ enum class Event {
   activate,           // begin switching to the staged version
   interrupted,        // eddyd stopped (crash, power cut) in the middle; found at start-up
   rollback_requested, // an operator asked for the previous version (`eddy rollback`)
+  reboot,             // rootfs: trial boot armed, reboot asked for
+  booted,             // rootfs: after the reboot, the new slot runs
+  boot_failed,        // rootfs: the new slot did not come up (the bootloader fell back), or no reboot
 };
 
 std::string_view state_name(State s);
@@ -61,6 +65,7 @@ enum class Recovery {
   discard_staging,  // a partial download may exist: remove it, mark the attempt failed
   continue_staged,  // the staged version is complete: go on with activation
   roll_back,        // the switch may have happened or the new version was unproven: roll back
+  after_reboot,     // rootfs: see which slot booted: probe the new one, or record the failed trial
 };
 Recovery recovery_for(State persisted);
 std::string_view recovery_name(Recovery r);

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <cstdint>
 #include <limits>
 #include <set>
+
+#include <unistd.h>
 
 #include "ota/analysis.hpp"
 #include "ota/app_supervisor.hpp"
@@ -217,6 +220,12 @@ Status Updater::move(Attempt& attempt, Event event, const std::string& message,
 
 CycleResult Updater::run_cycle() {
   CycleResult result;
+  if (reboot_pending_) {
+    result.outcome = "rebooting";
+    result.message = "a reboot was asked for (root file system update); nothing else starts before it";
+    set_activity("waiting for the reboot");
+    return result;
+  }
   set_activity("fetching " + options_.source_url);
   auto tip = source_.fetch();
   (void)store_.put("last_poll_at", std::to_string(storage::unix_now()));
@@ -325,7 +334,7 @@ CycleResult Updater::run_cycle() {
     apply_hub_gates(assignment->assignments, *hub_answer, hub_->options().url);
   }
   for (const auto& a : assignment->assignments) {
-    if (stop_) break;
+    if (stop_ || reboot_pending_) break;
     if (!a.admitted) {
       if (a.next_step_at && (!result.next_step_at || *a.next_step_at < *result.next_step_at))
         result.next_step_at = a.next_step_at;
@@ -342,6 +351,7 @@ CycleResult Updater::run_cycle() {
     attempt.commit = commit;
     attempt.release = a.release;
     attempt.installer = installer_for(a.target);
+    if (!attempt.installer) continue;  // installer_for said why
     attempt.rollout = a.rollout;
     attempt.generation = a.generation;
     auto inst = store_.installed(a.target);
@@ -371,6 +381,7 @@ CycleResult Updater::run_cycle() {
       case Finish::rolled_back: ++rolled_back_count; break;
       case Finish::failed: ++failed_count; break;
       case Finish::stopped: break;
+      case Finish::rebooting: break;
     }
     messages.push_back(a.target + " " + a.release.version + ": " + attempt.outcome_message);
     if (hub_ && !stop_) flush_reports();
@@ -387,7 +398,8 @@ CycleResult Updater::run_cycle() {
   }
 
   if (result.outcome.empty() || result.outcome == "refused") {
-    if (rolled_back_count > 0) result.outcome = "rolled-back";
+    if (reboot_pending_) result.outcome = "rebooting";
+    else if (rolled_back_count > 0) result.outcome = "rolled-back";
     else if (failed_count > 0) result.outcome = "failed";
     else if (installed_count > 0) result.outcome = "updated";
     else if (result.outcome.empty())
@@ -513,6 +525,9 @@ std::optional<std::string> Updater::why_not_install(const Assignment& a) {
     if (!container_runtime_)
       return "payload type `container` is not handled by this device (add a `containers:` section to eddyd.yaml)";
     if (is_app) return "target `" + a.target + "` is an app on this device, not a container";
+  } else if (r.payload.type == "rootfs") {
+    if (!options_.rootfs)
+      return "payload type `rootfs` is not handled by this device (add a `rootfs:` section to eddyd.yaml)";
   } else {
     return "payload type `" + r.payload.type + "` is not handled by this device";
   }
@@ -579,24 +594,32 @@ Updater::Finish Updater::install(Attempt& attempt) {
       MemoryStream nothing({});
       return installer.stage(r, nothing);
     }
+    // The payload, or a delta of it that the installer can rebuild it from.
+    auto delta = installer.delta_for(r);
+    if (!delta) return std::unexpected(delta.error());
+    const std::string& path = *delta ? (*delta)->path : r.payload.path;
+    const std::string& url = *delta ? (*delta)->url : r.payload.url;
+    const std::string& sha256 = *delta ? (*delta)->sha256 : r.payload.sha256;
+    const std::uint64_t size = *delta ? (*delta)->size : r.payload.size;
     std::unique_ptr<ByteStream> raw;
-    if (!r.payload.path.empty()) {
+    if (!path.empty()) {
       // At most size + 1 bytes (more is refused), clamped for 32-bit size_t.
-      auto limit = std::min<std::uint64_t>(r.payload.size + 1, std::numeric_limits<std::size_t>::max());
-      auto bytes = source_.read_file(attempt.commit, r.payload.path, static_cast<std::size_t>(limit));
+      auto limit = std::min<std::uint64_t>(size + 1, std::numeric_limits<std::size_t>::max());
+      auto bytes = source_.read_file(attempt.commit, path, static_cast<std::size_t>(limit));
       if (!bytes) return std::unexpected(bytes.error());
       raw = std::make_unique<MemoryStream>(std::move(*bytes));
     } else {
       // A dropped or stalled connection resumes with a Range request instead of starting over.
       ResumeOptions resume;
       resume.idle_timeout = options_.download_idle_timeout;
-      auto stream = open_resumable_url_stream(r.payload.url, resume);
+      auto stream = open_resumable_url_stream(url, resume);
       if (!stream) return std::unexpected(stream.error());
       raw = std::move(*stream);
     }
-    VerifyingStream verified(std::move(raw), r.payload.sha256, r.payload.size, "payload of release " + r.name);
-    FaultPointStream watched(verified, r.payload.size,
-                             [this, total = r.payload.size](std::uint64_t bytes) {
+    VerifyingStream verified(std::move(raw), sha256, size,
+                             (*delta ? "delta " + path + url + " of release " : "payload of release ") + r.name);
+    FaultPointStream watched(verified, size,
+                             [this, total = size](std::uint64_t bytes) {
                                set_progress(bytes, total);
                                publish_update();
                              });
@@ -614,6 +637,7 @@ Updater::Finish Updater::install(Attempt& attempt) {
   }
   if (!move(attempt, Event::staged,
             r.payload.type == "container" ? "image " + r.payload.container.image + " ready"
+            : r.payload.type == "rootfs"  ? "written to the inactive slot and read back"
                                           : "unpacked into " + installer.version_dir(r.version).string()))
     return Finish::failed;
   return activate_and_probe(attempt);
@@ -629,6 +653,15 @@ std::map<std::string, std::string> Updater::hook_env(const Attempt& attempt) con
 std::unique_ptr<Installer> Updater::installer_for(const std::string& target) {
   if (auto app = options_.apps.find(target); app != options_.apps.end())
     return std::make_unique<AppTargetInstaller>(app->second, app_control_);
+  if (target == "rootfs") {
+    if (!options_.rootfs) return nullptr;
+    auto rootfs = RootfsInstaller::create(*options_.rootfs, store_, options_.data_dir / "rootfs");
+    if (!rootfs) {
+      log::error(rootfs.error().message);
+      return nullptr;
+    }
+    return std::move(*rootfs);
+  }
   if (!container_runtime_ || target.empty()) return nullptr;
   ContainerTarget container{target, options_.data_dir / "containers" / target, options_.containers->keep_images};
   return std::make_unique<ContainerTargetInstaller>(*container_runtime_, std::move(container), store_);
@@ -651,6 +684,18 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
     (void)move(attempt, Event::activate_failed, st.error().message);
     return roll_back(attempt, st.error().message, false);
   }
+  if (installer.activates_by_reboot()) {
+    // `rebooting` is persisted (with the reboot counted) before the reboot is asked for; the
+    // attempt goes on in recover() after the boot.
+    set_activity("rebooting into " + r.name);
+    if (auto st = reboot_device(attempt, Event::reboot, "trial boot of " + r.version + " armed; rebooting"); !st) {
+      std::string reason = "cannot reboot into " + r.version + ": " + st.error().message;
+      (void)move(attempt, attempt.state == State::activating ? Event::activate_failed : Event::boot_failed, reason);
+      return roll_back(attempt, reason, false);
+    }
+    attempt.outcome_message = "rebooting into " + r.version;
+    return Finish::rebooting;
+  }
   if (auto st = installer.run(r, attempt.from_version); !st) {
     (void)move(attempt, Event::activate_failed, st.error().message);
     return roll_back(attempt, st.error().message, true);
@@ -664,7 +709,14 @@ Updater::Finish Updater::activate_and_probe(Attempt& attempt) {
     record_event("warning", r.name + ": " + hook_failure);
   }
   if (!move(attempt, Event::activated, "running " + r.version)) return Finish::failed;
+  return probe_and_commit(attempt, hook_failures, hook_failure);
+}
 
+Updater::Finish Updater::probe_and_commit(Attempt& attempt, int hook_failures, const std::string& hook_failure) {
+  const Release& r = attempt.release;
+  Installer& installer = *attempt.installer;
+  auto env = hook_env(attempt);
+  const auto active_dir = installer.active_dir();
   set_activity("probing " + r.name);
   Analysis analysis = r.analysis;
   analysis.threshold -= hook_failures;
@@ -735,7 +787,35 @@ Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, 
   }
   std::string result;
   std::vector<std::string> warnings;
-  if (!attempt.from_version.empty() && installer.is_staged(attempt.from_version)) {
+  if (installer.activates_by_reboot()) {
+    // The committed slot boots again; while the system still runs the other one, reboot first
+    // (the rollback is recorded after the reboot, in recover()).
+    if (auto st = installer.restore(attempt.from_version, warnings); !st) {
+      record_event("error", "rollback of " + name + ": " + st.error().message);
+      return Finish::failed;  // stays rolling-back: recovery retries at the next start
+    }
+    auto needs = installer.restore_needs_reboot();
+    if (!needs) {
+      record_event("error", "rollback of " + name + ": " + needs.error().message);
+      return Finish::failed;
+    }
+    if (*needs && reboot_still_pending(attempt)) {
+      reboot_pending_ = true;
+      return Finish::rebooting;
+    }
+    if (*needs) {
+      // Why, for the record written after the reboot.
+      (void)store_.put("rollback-reason:" + std::to_string(attempt.id), (reject ? "reject " : "keep ") + reason);
+      auto st = reboot_device(attempt, std::nullopt, "rolling back " + r.version + "; rebooting into the committed slot");
+      if (st) {
+        attempt.outcome_message = "rebooting back to " + (attempt.from_version.empty() ? "the committed slot" : attempt.from_version);
+        return Finish::rebooting;
+      }
+      record_event("error", "rollback of " + name + ": " + st.error().message +
+                                "; the committed slot boots at the next reboot");
+    }
+    result = "back on " + (attempt.from_version.empty() ? std::string("the committed slot") : attempt.from_version);
+  } else if (!attempt.from_version.empty() && installer.is_staged(attempt.from_version)) {
     if (auto st = installer.restore(attempt.from_version, warnings); !st) {
       record_event("error", "rollback of " + name + " to " + attempt.from_version + ": " + st.error().message);
       return Finish::failed;  // stays rolling-back: recovery retries at the next start
@@ -762,6 +842,101 @@ Updater::Finish Updater::roll_back(Attempt& attempt, const std::string& reason, 
   log::notice(name + ": rolled back " + r.version + ": " + result);
   attempt.outcome_message = reject ? "rolled back: " + reason : "interrupted; " + result;
   return Finish::rolled_back;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reboots (rootfs)
+
+namespace {
+std::string reboots_key(std::int64_t id) { return "reboots:" + std::to_string(id); }
+// "<boot id> <pid of eddyd>": the boot in which the reboot was asked for, and by which eddyd (the
+// update worker's parent), so that a worker of the same eddyd does not ask again.
+std::string reboot_boot_key(std::int64_t id) { return "reboot-boot-id:" + std::to_string(id); }
+std::string asker() { return std::to_string(::getppid()); }
+}  // namespace
+
+Status Updater::reboot_device(Attempt& attempt, std::optional<Event> event, const std::string& why) {
+  Installer& installer = *attempt.installer;
+  const int cap = options_.rootfs ? options_.rootfs->max_reboots : 1;
+  auto counted = store_.get(reboots_key(attempt.id));
+  if (!counted) return std::unexpected(counted.error());
+  int reboots = 0;
+  if (*counted) std::from_chars((*counted)->data(), (*counted)->data() + (*counted)->size(), reboots);
+  if (reboots >= cap)
+    return make_error(Errc::conflict, "update " + std::to_string(attempt.id) + " already asked for " +
+                                          std::to_string(reboots) + " reboots (rootfs.max_reboots " +
+                                          std::to_string(cap) + "): the reboot loop stops here");
+  auto boot = installer.boot_id();
+  if (!boot) return std::unexpected(boot.error());
+  // The count and this boot's id go with the state: a restart finds them together.
+  auto remember = [&]() -> Status {
+    if (auto st = store_.put(reboots_key(attempt.id), std::to_string(reboots + 1)); !st) return st;
+    return store_.put(reboot_boot_key(attempt.id), *boot + " " + asker());
+  };
+  if (event) {
+    if (auto st = move(attempt, *event, why, remember); !st) return st;
+  } else {
+    if (auto st = store_.database().transaction(remember); !st) return st;
+    log::notice(why);
+  }
+  record_event("notice", "reboot " + std::to_string(reboots + 1) + " of update " + std::to_string(attempt.id) + ": " + why);
+  fault::point("reboot:before-command");
+  reboot_pending_ = true;
+  if (auto st = installer.reboot(); !st) {
+    reboot_pending_ = false;
+    return st;
+  }
+  return {};
+}
+
+// True when the reboot asked for is still to come and this eddyd asked for it: nothing to do but
+// wait. A restarted eddyd (a crash, or a kill before the reboot command ran) asks again.
+bool Updater::reboot_still_pending(Attempt& attempt) {
+  auto asked = store_.get(reboot_boot_key(attempt.id));
+  auto boot = attempt.installer->boot_id();
+  return asked && *asked && boot && **asked == *boot + " " + asker();
+}
+
+Updater::Finish Updater::after_reboot(Attempt& attempt) {
+  const Release& r = attempt.release;
+  Installer& installer = *attempt.installer;
+  if (reboot_still_pending(attempt)) {
+    reboot_pending_ = true;
+    return Finish::rebooting;
+  }
+  auto asked = store_.get(reboot_boot_key(attempt.id));
+  auto boot = installer.boot_id();
+  if (asked && *asked && boot && (*asked)->starts_with(*boot + " ")) {
+    // eddyd restarted, the system did not: ask again (counted, so a reboot that never comes
+    // ends at the cap).
+    if (auto st = reboot_device(attempt, std::nullopt, "the reboot into " + r.version + " did not happen; asking again");
+        !st) {
+      std::string reason = "cannot reboot into " + r.version + ": " + st.error().message;
+      (void)move(attempt, Event::boot_failed, reason);
+      return roll_back(attempt, reason, false);
+    }
+    return Finish::rebooting;
+  }
+  auto running = installer.current_version();
+  if (running != r.version) {
+    std::string reason = "the new root file system " + r.version +
+                         " did not come up: the bootloader booted the committed slot again (" +
+                         running.value_or("version unknown") + ")";
+    record_event("error", reason);
+    if (!move(attempt, Event::boot_failed, reason)) return Finish::failed;
+    return roll_back(attempt, reason, true);
+  }
+  set_activity("probing " + r.name);
+  auto env = hook_env(attempt);
+  int hook_failures = 0;
+  std::string hook_failure;
+  if (auto st = run_hooks(r.hooks.post_activate, "post-activate", installer.active_dir(), r.hooks.timeout, env); !st) {
+    ++hook_failures;
+    hook_failure = st.error().message;
+    record_event("warning", r.name + ": " + hook_failure);
+  }
+  if (!move(attempt, Event::booted, "booted " + r.version + " from the trial slot")) return Finish::failed;
+  return probe_and_commit(attempt, hook_failures, hook_failure);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -818,6 +993,12 @@ Status Updater::recover() {
       }
       activate_and_probe(attempt);
       return {};
+    case Recovery::after_reboot:
+      if (!attempt.installer)
+        return make_error(Errc::invalid_argument, "update " + std::to_string(u.id) + " targets `" + u.target +
+                                                      "`, which is no longer configured; its trial boot is not checked");
+      after_reboot(attempt);
+      return {};
     case Recovery::roll_back:
       if (!attempt.installer) {
         return make_error(Errc::invalid_argument, "update " + std::to_string(u.id) + " targets `" + u.target +
@@ -835,8 +1016,14 @@ Status Updater::recover() {
         bool operator_rollback = inst && *inst && (*inst)->current_version == u.version &&
                                  (*inst)->previous_version == u.from_version && !u.from_version.empty();
         std::string from_release = operator_rollback ? (*inst)->previous_release : "";
-        roll_back(attempt, interrupted ? "interrupted; rollback resumed after restart" : "rollback resumed after restart",
-                  !interrupted, [&]() -> Status {
+        std::string reason = interrupted ? "interrupted; rollback resumed after restart" : "rollback resumed after restart";
+        // A rootfs rollback that rebooted into the committed slot left its reason behind.
+        auto before_reboot = store_.get("rollback-reason:" + std::to_string(u.id));
+        if (before_reboot && *before_reboot && (*before_reboot)->find(' ') != std::string::npos) {
+          interrupted = (*before_reboot)->starts_with("keep ");
+          reason = (*before_reboot)->substr((*before_reboot)->find(' ') + 1);
+        }
+        roll_back(attempt, reason, !interrupted, [&]() -> Status {
                     if (!operator_rollback) return {};
                     return store_.set_current_after_rollback(u.target, u.from_version, from_release);
                   });
@@ -881,6 +1068,10 @@ Expected<nlohmann::json> Updater::roll_back_installed(const std::string& target,
   if (!installer)
     return make_error(Errc::not_found, "no app `" + target + "` is configured" +
                                            (container_runtime_ ? std::string() : " (and containers are not set up)"));
+  if (installer->activates_by_reboot())
+    return make_error(Errc::conflict, "the root file system is not rolled back by command: its previous slot is "
+                                      "overwritten by the next update; publish the earlier release again with "
+                                      "`allowDowngrade: true` to go back");
   auto inst = store_.installed(target);
   if (!inst) return std::unexpected(inst.error());
   if (!*inst || (*inst)->previous_version.empty())

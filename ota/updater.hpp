@@ -24,6 +24,7 @@
 #include "ota/hub_client.hpp"
 #include "ota/installer.hpp"
 #include "ota/model.hpp"
+#include "ota/rootfs_installer.hpp"
 #include "ota/state_machine.hpp"
 #include "platform/container_runtime.hpp"
 #include "platform/error.hpp"
@@ -49,6 +50,9 @@ struct UpdaterOptions {
   // Targets of payload type container are any release target that is not an app, installed
   // only when this is set; their folders are <data_dir>/containers/<target>/.
   std::optional<ContainerOptions> containers;
+  // The A/B root file system (target `rootfs`, payload type rootfs), installed only when set;
+  // hooks and exec probes of its releases run in <data_dir>/rootfs/.
+  std::optional<RootfsOptions> rootfs;
   int max_interrupted_attempts = 3;          // an update cut short this often is not retried
   std::chrono::milliseconds download_idle_timeout{30000};
   // With a hub (fleet/API.md): every poll syncs with it, a release is installed only when the
@@ -59,7 +63,7 @@ struct UpdaterOptions {
 
 // What one poll did, for `eddy check` and the poll scheduler.
 struct CycleResult {
-  std::string outcome;    // up-to-date | updated | refused | rolled-back | failed | not-admitted
+  std::string outcome;    // up-to-date | updated | refused | rolled-back | failed | not-admitted | rebooting
   std::string commit;     // the commit looked at
   std::string message;    // plain words
   bool poll_failed = false;                   // fetch failed: the scheduler backs off
@@ -96,7 +100,8 @@ class Updater {
   Updater(UpdaterOptions options, AppControl& apps, storage::StateStore store, GitSource source);
 
   struct Attempt;  // an update row being walked through the state machine
-  enum class Finish { committed, rolled_back, failed, stopped };
+  // rebooting: a reboot was asked for (rootfs); the attempt goes on after it, in recover().
+  enum class Finish { committed, rolled_back, failed, stopped, rebooting };
 
   Expected<std::string> accept_commit(const std::string& tip, std::int64_t& update_id);
   Status refuse(std::int64_t update_id, const std::string& tip, const Error& why);
@@ -105,6 +110,18 @@ class Updater {
   std::optional<std::string> why_not_install(const Assignment& a);
   Finish install(Attempt& attempt);
   Finish activate_and_probe(Attempt& attempt);
+  // From `probing` on: the analysis, then commit or roll back (`hook_failures` failed checks of
+  // the post-activate hooks count against the threshold).
+  Finish probe_and_commit(Attempt& attempt, int hook_failures, const std::string& hook_failure);
+  // Rootfs, after a reboot into an armed trial (or a restart before it happened): probe the new
+  // slot if it booted, else record the failed trial and roll back.
+  Finish after_reboot(Attempt& attempt);
+  // Ask the installer to reboot, counted against options_.rootfs->max_reboots in the store
+  // (with the current boot id, so that a restart before the reboot is told from one after).
+  // With `event`, the transition is persisted in the same transaction.
+  Status reboot_device(Attempt& attempt, std::optional<Event> event, const std::string& why);
+  // Whether the reboot last asked for in `attempt` has not happened yet (same boot id).
+  bool reboot_still_pending(Attempt& attempt);
   // `reject`: remember the release as failed here. `also` runs in the transaction that records
   // the rollback (the operator's rollback updates the installed versions there).
   Finish roll_back(Attempt& attempt, const std::string& reason, bool reject,
@@ -144,6 +161,7 @@ class Updater {
   std::map<std::string, std::int64_t> rollout_start_cache_;  // "commit:file" -> time
 
   std::atomic<bool> stop_{false};
+  bool reboot_pending_ = false;  // a reboot was asked for: nothing else is started before it
 
   // What the listeners are told; guarded by status_mutex_.
   std::mutex status_mutex_;

@@ -48,6 +48,17 @@ ota::UpdaterOptions updater_options(const Config& config) {
     c.keep_images = config.containers->keep;
     o.containers = c;
   }
+  if (config.rootfs) {
+    ota::RootfsOptions r;
+    r.slot_a = config.rootfs->slot_a;
+    r.slot_b = config.rootfs->slot_b;
+    r.booted = config.rootfs->booted;
+    r.bootloader = config.rootfs->bootloader;
+    r.reboot = config.rootfs->reboot;
+    r.max_reboots = config.rootfs->max_reboots;
+    r.boot_id = config.rootfs->boot_id;
+    o.rootfs = std::move(r);
+  }
   return o;
 }
 

@@ -24,7 +24,7 @@ ota::Release make_release(const std::string& name, std::map<std::string, std::ve
   r.name = name;
   r.target = "app";
   r.version = name.substr(name.rfind('-') + 1);
-  r.payload = ota::PayloadSpec{"app", "payloads/x.tar.zst", "", std::string(64, 'a'), 1, {}};
+  r.payload = ota::PayloadSpec{"app", "payloads/x.tar.zst", "", std::string(64, 'a'), 1, {}, {}};
   r.compatible = std::move(compatible);
   return r;
 }

@@ -23,7 +23,7 @@ Release make_release(std::string name, std::string target,
   r.name = std::move(name);
   r.target = std::move(target);
   r.version = "1.0";
-  r.payload = PayloadSpec{"app", "payloads/x.tar.zst", "", std::string(64, 'a'), 1, {}};
+  r.payload = PayloadSpec{"app", "payloads/x.tar.zst", "", std::string(64, 'a'), 1, {}, {}};
   r.compatible = std::move(compatible);
   return r;
 }

@@ -43,3 +43,28 @@ TEST(StateMachine, EveryStateHasARecoveryAndANameThatRoundTrips) {
 
 }  // namespace
 }  // namespace eddy::ota
+
+namespace eddy::ota {
+namespace {
+
+// rootfs: activating -> rebooting (trial boot armed) -> probing after the new slot booted, or
+// rolling-back when the bootloader fell back; a restart in `rebooting` looks at the booted slot.
+TEST(StateMachine, RootfsTrialBoot) {
+  State s = State::idle;
+  for (Event e : {Event::fetched, Event::verified, Event::admitted, Event::download_started, Event::staged,
+                  Event::activate, Event::reboot, Event::booted, Event::probes_passed}) {
+    auto next = next_state(s, e);
+    ASSERT_TRUE(next) << next.error().message;
+    s = *next;
+  }
+  EXPECT_EQ(s, State::committed);
+  EXPECT_EQ(*next_state(State::activating, Event::reboot), State::rebooting);
+  EXPECT_EQ(*next_state(State::rebooting, Event::boot_failed), State::rolling_back);
+  EXPECT_EQ(recovery_for(State::rebooting), Recovery::after_reboot);
+  EXPECT_EQ(state_name(State::rebooting), "rebooting");
+  EXPECT_EQ(event_name(Event::boot_failed), "boot-failed");
+  EXPECT_FALSE(next_state(State::probing, Event::reboot));  // only an activation reboots into a trial
+}
+
+}  // namespace
+}  // namespace eddy::ota

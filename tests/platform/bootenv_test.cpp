@@ -12,6 +12,7 @@
 #include "platform/bootenv/detail.hpp"
 #include "platform/bootenv/grub.hpp"
 #include "platform/bootenv/uboot.hpp"
+#include "tests/support/boot_sim.hpp"
 #include "tests/support/support.hpp"
 
 namespace eddy::bootenv {
@@ -22,123 +23,14 @@ using testing::read_file;
 using testing::run_ok;
 using testing::TempDir;
 using testing::write_file;
+using testing::boot_grub_rauc;
+using testing::boot_uboot_mender;
+using testing::boot_uboot_rauc;
+using testing::grub_list;
+using testing::make_grubenv;
+using testing::make_uboot_env;
+using testing::printenv;
 namespace stdfs = std::filesystem;
-
-std::map<std::string, std::string> parse_lines(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
-
-// ---- U-Boot fixtures and boot-script simulations --------------------------------------------
-
-// A U-Boot environment image made by mkenvimage, and the fw_env.config that names it.
-stdfs::path make_uboot_env(const TempDir& dir, const std::string& variables, bool redundant = false) {
-  write_file(dir / "env.txt", variables);
-  std::string config;
-  if (redundant) {
-    run_ok({"mkenvimage", "-r", "-s", "0x4000", "-o", (dir / "uboot1.env").string(), (dir / "env.txt").string()});
-    stdfs::copy_file(dir / "uboot1.env", dir / "uboot2.env");
-    config = (dir / "uboot1.env").string() + " 0x0 0x4000\n" + (dir / "uboot2.env").string() + " 0x0 0x4000\n";
-  } else {
-    run_ok({"mkenvimage", "-s", "0x4000", "-o", (dir / "uboot.env").string(), (dir / "env.txt").string()});
-    config = (dir / "uboot.env").string() + " 0x0 0x4000\n";
-  }
-  write_file(dir / "fw_env.config", config);
-  return dir / "fw_env.config";
-}
-
-std::map<std::string, std::string> printenv(const stdfs::path& config) {
-  return parse_lines(run_ok({"fw_printenv", "-c", config.string()}));
-}
-
-std::string hex(long v) {
-  std::ostringstream s;
-  s << std::hex << v;
-  return s.str();
-}
-
-// RAUC's contrib/uboot.sh: the first slot in BOOT_ORDER with LEFT > 0 boots after LEFT is
-// decremented and saved; none left: every LEFT back to 3, saveenv, reset (boot again).
-Slot boot_uboot_rauc(const stdfs::path& config) {
-  UbootEnvironment env(config);
-  for (int pass = 0; pass < 2; ++pass) {
-    auto vars = env.read().value();
-    std::string order = vars.contains("BOOT_ORDER") ? vars["BOOT_ORDER"] : "A B";
-    for (const auto& name : detail::split_words(order)) {
-      std::string left_name = "BOOT_" + name + "_LEFT";
-      long left = vars.contains(left_name) ? detail::parse_number(vars[left_name], 16).value() : 3;
-      if (left > 0) {
-        EXPECT_TRUE(env.write({{left_name, hex(left - 1)}}).has_value());
-        return parse_slot(name).value();
-      }
-    }
-    EXPECT_TRUE(env.write({{"BOOT_A_LEFT", "3"}, {"BOOT_B_LEFT", "3"}}).has_value());
-  }
-  ADD_FAILURE() << "no slot boots";
-  return Slot::a;
-}
-
-// U-Boot with CONFIG_BOOTCOUNT_LIMIT + CONFIG_BOOTCOUNT_ENV and meta-mender's env_mender.h:
-// bootcount counts only while upgrade_available=1; past bootlimit, mender_altbootcmd switches
-// mender_boot_part and clears upgrade_available; then mender_boot_part boots.
-Slot boot_uboot_mender(const stdfs::path& config, int part_a = 2, int part_b = 3) {
-  UbootEnvironment env(config);
-  auto vars = env.read().value();
-  if (vars["upgrade_available"] == "1") {
-    long count = detail::parse_number(vars["bootcount"], 10).value_or(0) + 1;
-    EXPECT_TRUE(env.write({{"bootcount", std::to_string(count)}}).has_value());
-    long limit = vars.contains("bootlimit") ? detail::parse_number(vars["bootlimit"], 10).value() : 0;
-    if (limit > 0 && count > limit) {
-      int next = vars["mender_boot_part"] == std::to_string(part_a) ? part_b : part_a;
-      EXPECT_TRUE(env.write({{"mender_boot_part", std::to_string(next)},
-                             {"mender_boot_part_hex", hex(next)},
-                             {"upgrade_available", "0"}})
-                      .has_value());
-    }
-  }
-  vars = env.read().value();
-  return vars["mender_boot_part"] == std::to_string(part_a) ? Slot::a : Slot::b;
-}
-
-// ---- GRUB --------------------------------------------------------------------------------
-
-stdfs::path make_grubenv(const TempDir& dir, const std::vector<std::string>& assignments) {
-  auto file = dir / "grubenv";
-  run_ok({"grub-editenv", file.string(), "create"});
-  if (!assignments.empty()) {
-    std::vector<std::string> argv{"grub-editenv", file.string(), "set"};
-    argv.insert(argv.end(), assignments.begin(), assignments.end());
-    run_ok(argv);
-  }
-  return file;
-}
-
-std::map<std::string, std::string> grub_list(const stdfs::path& file) {
-  return parse_lines(run_ok({"grub-editenv", file.string(), "list"}));
-}
-
-// Eddy's grub.cfg (grub.hpp): every slot looked at gets TRY=1; the first with OK=1 TRY=0 boots;
-// none: the last name in ORDER boots; save_env A_TRY B_TRY.
-Slot boot_grub_rauc(const stdfs::path& file) {
-  GrubEnvironment env(file);
-  auto vars = env.read().value();
-  std::optional<Slot> chosen;
-  std::string last;
-  std::map<std::string, std::string> tries{{"A_TRY", vars["A_TRY"]}, {"B_TRY", vars["B_TRY"]}};
-  for (const auto& name : detail::split_words(vars["ORDER"])) {
-    tries[name + "_TRY"] = "1";
-    last = name;
-    if (!chosen && vars[name + "_OK"] == "1" && vars[name + "_TRY"] == "0") chosen = parse_slot(name).value();
-  }
-  EXPECT_TRUE(env.write({{"A_TRY", tries["A_TRY"]}, {"B_TRY", tries["B_TRY"]}}).has_value());
-  return chosen ? *chosen : parse_slot(last).value();
-}
 
 // ---- tryboot -----------------------------------------------------------------------------
 
@@ -177,7 +69,7 @@ BootloaderConfig uboot_config(const stdfs::path& env_config, const std::string& 
 
 TEST(UbootRauc, MarkGoodProvisionsTheCommittedState) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "bootdelay=2\n");
+  auto config = make_uboot_env(dir.path(), "bootdelay=2\n");
   auto bl = make(uboot_config(config, "rauc"));
   EXPECT_EQ(bl->primary().error().code, Errc::not_found);
   ASSERT_TRUE(bl->mark_good(Slot::a).has_value());
@@ -195,7 +87,7 @@ TEST(UbootRauc, MarkGoodProvisionsTheCommittedState) {
 
 TEST(UbootRauc, SuccessfulTrialThenPowerCutsKeepBootingTheCommittedSlot) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n");
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n");
   auto bl = make(uboot_config(config, "rauc"));
   ASSERT_TRUE(bl->mark_good(Slot::a).has_value());
   ASSERT_TRUE(bl->mark_bad(Slot::b).has_value());  // before writing slot B
@@ -227,7 +119,7 @@ TEST(UbootRauc, SuccessfulTrialThenPowerCutsKeepBootingTheCommittedSlot) {
 
 TEST(UbootRauc, FailedTrialFallsBackAndIsReported) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
   auto bl = make(uboot_config(config, "rauc"));
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
   EXPECT_EQ(boot_uboot_rauc(config), Slot::b);  // B does not come up (no mark_good)
@@ -243,7 +135,7 @@ TEST(UbootRauc, FailedTrialFallsBackAndIsReported) {
 
 TEST(UbootRauc, RebootLoopOfTheTrialStopsAtTheAttemptCap) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
   auto c = uboot_config(config, "rauc");
   c.trial_attempts = 2;
   auto bl = make(c);
@@ -262,7 +154,7 @@ TEST(UbootRauc, RebootLoopOfTheTrialStopsAtTheAttemptCap) {
 
 TEST(UbootRauc, RefusesWhatWouldLeaveNoSlotAndWritesNothing) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
   auto bl = make(uboot_config(config, "rauc"));
   auto before = read_file(dir / "uboot.env");
   EXPECT_EQ(bl->mark_bad(Slot::a).error().code, Errc::conflict);
@@ -272,7 +164,7 @@ TEST(UbootRauc, RefusesWhatWouldLeaveNoSlotAndWritesNothing) {
 
 TEST(UbootRauc, KeepsUnknownOrderEntriesAndHonoursRenamedVariables) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "ORDER_X=system0 R\nLEFT0=3\nLEFT1=0\n");
+  auto config = make_uboot_env(dir.path(), "ORDER_X=system0 R\nLEFT0=3\nLEFT1=0\n");
   auto c = uboot_config(config, "rauc");
   c.bootname_a = "system0";
   c.bootname_b = "system1";
@@ -287,7 +179,7 @@ TEST(UbootRauc, KeepsUnknownOrderEntriesAndHonoursRenamedVariables) {
 
 TEST(UbootRauc, RedundantEnvironment) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n", true);
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n", true);
   auto bl = make(uboot_config(config, "rauc"));
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
   EXPECT_EQ(boot_uboot_rauc(config), Slot::b);
@@ -298,7 +190,7 @@ TEST(UbootRauc, RedundantEnvironment) {
 
 TEST(UbootErrors, MissingVariableNamesItAndTheFile) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A B\nBOOT_A_LEFT=3\n");
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A B\nBOOT_A_LEFT=3\n");
   auto bl = make(uboot_config(config, "rauc"));
   auto err = bl->primary().error();
   EXPECT_EQ(err.code, Errc::not_found);
@@ -308,7 +200,7 @@ TEST(UbootErrors, MissingVariableNamesItAndTheFile) {
 
 TEST(UbootErrors, CorruptEnvironmentIsAnErrorNotTheDefaults) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
   auto image = read_file(dir / "uboot.env");
   image[10] = static_cast<char>(image[10] ^ 0x55);
   write_file(dir / "uboot.env", image);
@@ -322,7 +214,7 @@ TEST(UbootErrors, CorruptEnvironmentIsAnErrorNotTheDefaults) {
 
 TEST(UbootErrors, MissingToolConfigOrImage) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
+  auto config = make_uboot_env(dir.path(), "BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
   auto c = uboot_config(config, "rauc");
   c.fw_printenv = (dir / "no-such-fw_printenv").string();
   auto err = make(c)->primary().error();
@@ -361,7 +253,7 @@ const char* kMenderEnv = "bootlimit=1\nbootcount=0\nupgrade_available=0\nmender_
 
 TEST(UbootMender, SuccessfulTrialThenPowerCutsNeverFallBack) {
   TempDir dir;
-  auto config = make_uboot_env(dir, kMenderEnv);
+  auto config = make_uboot_env(dir.path(), kMenderEnv);
   auto bl = make(uboot_config(config, "mender"));
   EXPECT_EQ(bl->primary().value(), Slot::a);
   ASSERT_TRUE(bl->mark_bad(Slot::b).has_value());  // the inactive slot: nothing to write
@@ -390,7 +282,7 @@ TEST(UbootMender, SuccessfulTrialThenPowerCutsNeverFallBack) {
 
 TEST(UbootMender, FailedTrialRollsBackInTheBootloader) {
   TempDir dir;
-  auto config = make_uboot_env(dir, kMenderEnv);
+  auto config = make_uboot_env(dir.path(), kMenderEnv);
   auto bl = make(uboot_config(config, "mender"));
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
   EXPECT_EQ(boot_uboot_mender(config), Slot::b);  // hangs, watchdog resets
@@ -403,7 +295,7 @@ TEST(UbootMender, FailedTrialRollsBackInTheBootloader) {
 
 TEST(UbootMender, RebootLoopStopsAfterOneTrialBoot) {
   TempDir dir;
-  auto config = make_uboot_env(dir, kMenderEnv);
+  auto config = make_uboot_env(dir.path(), kMenderEnv);
   auto bl = make(uboot_config(config, "mender"));
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
   int b_boots = 0;
@@ -414,7 +306,7 @@ TEST(UbootMender, RebootLoopStopsAfterOneTrialBoot) {
 
 TEST(UbootMender, RollbackDuringProbingAndRefusals) {
   TempDir dir;
-  auto config = make_uboot_env(dir, kMenderEnv);
+  auto config = make_uboot_env(dir.path(), kMenderEnv);
   auto bl = make(uboot_config(config, "mender"));
   EXPECT_EQ(bl->mark_bad(Slot::a).error().code, Errc::conflict);   // committed
   EXPECT_EQ(bl->set_trial(Slot::a).error().code, Errc::conflict);  // committed
@@ -430,7 +322,7 @@ TEST(UbootMender, RollbackDuringProbingAndRefusals) {
 
 TEST(UbootMender, HexPartitionAndMissingBootlimit) {
   TempDir dir;
-  auto config = make_uboot_env(dir, "bootcount=0\nupgrade_available=0\nmender_boot_part=9\nmender_boot_part_hex=9\n");
+  auto config = make_uboot_env(dir.path(), "bootcount=0\nupgrade_available=0\nmender_boot_part=9\nmender_boot_part_hex=9\n");
   auto c = uboot_config(config, "mender");
   c.partition_a = 9;
   c.partition_b = 10;
@@ -462,7 +354,7 @@ BootloaderConfig grub_config(const stdfs::path& file) {
 
 TEST(GrubRauc, SuccessfulTrialThenPowerCutsKeepBootingTheCommittedSlot) {
   TempDir dir;
-  auto file = make_grubenv(dir, {});
+  auto file = make_grubenv(dir.path(), {});
   auto bl = make(grub_config(file));
   EXPECT_EQ(bl->primary().error().code, Errc::not_found);
   ASSERT_TRUE(bl->mark_good(Slot::a).has_value());
@@ -497,7 +389,7 @@ TEST(GrubRauc, SuccessfulTrialThenPowerCutsKeepBootingTheCommittedSlot) {
 
 TEST(GrubRauc, FailedTrialFallsBackAndTheLoopStopsAfterOneTrialBoot) {
   TempDir dir;
-  auto file = make_grubenv(dir, {"ORDER=A", "A_OK=1", "A_TRY=0", "B_OK=0", "B_TRY=0"});
+  auto file = make_grubenv(dir.path(), {"ORDER=A", "A_OK=1", "A_TRY=0", "B_OK=0", "B_TRY=0"});
   auto bl = make(grub_config(file));
   ASSERT_TRUE(bl->set_trial(Slot::b).has_value());
   EXPECT_EQ(boot_grub_rauc(file), Slot::b);
@@ -529,7 +421,7 @@ TEST(GrubRauc, MissingCorruptAndMissingVariable) {
   EXPECT_EQ(read_file(dir / "grubenv"), std::string(1024, 'x'));
 
   stdfs::remove(dir / "grubenv");
-  make_grubenv(dir, {"ORDER=A B", "A_OK=1", "A_TRY=0", "B_OK=1"});
+  make_grubenv(dir.path(), {"ORDER=A B", "A_OK=1", "A_TRY=0", "B_OK=1"});
   err = bl->primary().error();
   EXPECT_EQ(err.code, Errc::not_found);
   EXPECT_TRUE(contains(err.message, "B_TRY")) << err.message;
