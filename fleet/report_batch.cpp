@@ -203,14 +203,8 @@ class BatchReader {
         if (key_index_ >= 0) return fail(missing_reports());
         return true;
       case Where::reports:
-        if (reports.size() >= max_reports_)
-          return fail("`reports` holds more than " + std::to_string(max_reports_) + " reports; send at most " +
-                      std::to_string(max_reports_) + " a request");
-        reports.emplace_back();
-        return not_an_object(report_path());
       case Where::probes:
-        reports.back().probes.emplace_back();
-        return not_an_object(probe_path());
+        return start(false);  // an element that is not an object: refused as a list there would be
       case Where::report:
         return report_value(type, text, integer);
       case Where::probe:
