@@ -122,7 +122,9 @@ Expected<sqlite3_stmt*> Database::prepare(std::string_view sql, const std::vecto
           if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, idx);
           else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, idx, v);
           else if constexpr (std::is_same_v<T, double>) return sqlite3_bind_double(stmt, idx, v);
-          else return sqlite3_bind_text(stmt, idx, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+          // SQLITE_STATIC: no copy of the text. `params` outlives every step of the statement, and
+          // finish() clears the bindings (or finalizes the statement) before query() returns.
+          else return sqlite3_bind_text(stmt, idx, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
         },
         params[i]);
     if (rc != SQLITE_OK) {
