@@ -9,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "fleet/report_batch.hpp"
 #include "platform/fault.hpp"
 #include "platform/log.hpp"
 
@@ -118,16 +119,6 @@ class Fields {
     return value;
   }
 
-  Expected<std::int64_t> integer(const char* key, bool required) const {
-    auto it = object_.find(key);
-    if (it == object_.end() || it->is_null()) {
-      if (required) return make_error(Errc::invalid_argument, "missing field " + name(key) + " (a whole number)");
-      return 0;
-    }
-    if (!it->is_number_integer()) return make_error(Errc::invalid_argument, name(key) + " must be a whole number");
-    return it->get<std::int64_t>();
-  }
-
   std::string name(std::string_view key) const { return "`" + (path_.empty() ? "" : path_ + ".") + std::string(key) + "`"; }
 
  private:
@@ -181,65 +172,6 @@ Expected<DeviceRecord> parse_sync(const json& body, const std::string& id) {
     }
   }
   return device;
-}
-
-Expected<Report> parse_report(const json& item, std::size_t index) {
-  const std::string path = "reports[" + std::to_string(index) + "]";
-  if (!item.is_object()) return make_error(Errc::invalid_argument, "`" + path + "` must be an object");
-  Fields f(item, path);
-  Report r;
-  auto id = f.text("id", true);
-  if (!id) return std::unexpected(id.error());
-  if (id->empty() || id->size() > 200)
-    return make_error(Errc::invalid_argument, f.name("id") + " must hold 1 to 200 characters");
-  r.id = *id;
-  auto time = f.integer("time", false);
-  if (!time) return std::unexpected(time.error());
-  r.time = *time;
-  auto kind = f.text("kind", true);
-  if (!kind) return std::unexpected(kind.error());
-  if (*kind != "transition" && *kind != "event")
-    return make_error(Errc::invalid_argument, f.name("kind") + " must be \"transition\" or \"event\", got \"" + *kind + "\"");
-  r.kind = *kind;
-  std::pair<const char*, std::string*> texts[] = {{"target", &r.target},   {"rollout", &r.rollout},
-                                                   {"release", &r.release}, {"version", &r.version},
-                                                   {"commit", &r.commit},   {"from", &r.from},
-                                                   {"to", &r.to},           {"outcome", &r.outcome},
-                                                   {"level", &r.level},     {"message", &r.message}};
-  for (auto [key, out] : texts) {
-    auto value = f.text(key, false);
-    if (!value) return std::unexpected(value.error());
-    *out = std::move(*value);
-  }
-  auto generation = f.integer("generation", false);
-  if (!generation) return std::unexpected(generation.error());
-  if (*generation < 0) return make_error(Errc::invalid_argument, f.name("generation") + " must not be negative");
-  r.generation = *generation;
-  if (auto it = item.find("probes"); it != item.end() && !it->is_null()) {
-    if (!it->is_array()) return make_error(Errc::invalid_argument, f.name("probes") + " must be a list");
-    for (std::size_t i = 0; i < it->size(); ++i) {
-      const auto& p = (*it)[i];
-      const std::string probe_path = path + ".probes[" + std::to_string(i) + "]";
-      if (!p.is_object()) return make_error(Errc::invalid_argument, "`" + probe_path + "` must be an object");
-      Fields pf(p, probe_path);
-      ProbeResult probe;
-      auto name = pf.text("name", true);
-      if (!name) return std::unexpected(name.error());
-      probe.name = *name;
-      auto iteration = pf.integer("iteration", false);
-      if (!iteration) return std::unexpected(iteration.error());
-      probe.iteration = *iteration;
-      auto ok = p.find("ok");
-      if (ok == p.end() || !ok->is_boolean())
-        return make_error(Errc::invalid_argument, pf.name("ok") + " must be true or false");
-      probe.ok = ok->get<bool>();
-      auto detail = pf.text("detail", false);
-      if (!detail) return std::unexpected(detail.error());
-      probe.detail = *detail;
-      r.probes.push_back(std::move(probe));
-    }
-  }
-  return r;
 }
 
 json verdict_json(const Verdict& v) {
@@ -431,21 +363,9 @@ void HubApi::sync(const ServerRequest& request, const std::string& id, Respond r
 }
 
 void HubApi::reports(const ServerRequest& request, const std::string& id, Respond respond) {
-  auto body = parse_body(request);
-  if (!body) return respond(from_error(body.error()));
-  auto list = body->find("reports");
-  if (list == body->end() || !list->is_array())
-    return respond(error_response(400, "missing field `reports` (a list of reports, oldest first)"));
-  if (list->size() > max_reports_per_request)
-    return respond(error_response(400, "`reports` holds " + std::to_string(list->size()) + " reports; send at most " +
-                                           std::to_string(max_reports_per_request) + " a request"));
-  std::vector<Report> parsed;
-  parsed.reserve(list->size());
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    auto r = parse_report((*list)[i], i);
-    if (!r) return respond(from_error(r.error()));
-    parsed.push_back(std::move(*r));
-  }
+  auto batch = parse_report_batch(request.body, max_reports_per_request);
+  if (!batch) return respond(from_error(batch.error()));
+  std::vector<Report> parsed = std::move(*batch);
   enqueue(
       [this, id, parsed = std::move(parsed)]() -> Applied {
         auto outcome = director_.record_reports(id, parsed);

@@ -103,10 +103,16 @@ Status SqliteStore::sync_in_background(EventLoop& loop) {
   return {};
 }
 
-Status SqliteStore::transaction(const std::function<Status()>& body) {
+Status SqliteStore::run_transaction(const std::function<Status()>& body) {
   ++depth_;
   auto st = db_.transaction(body);
   --depth_;
+  if (!st) rollout_rows_.clear();
+  return st;
+}
+
+Status SqliteStore::transaction(const std::function<Status()>& body) {
+  auto st = run_transaction(body);
   // Durable before it returns, as with synchronous=FULL.
   if (st && depth_ == 0 && wal_sync_) return wal_sync_->sync_now();
   return st;
@@ -115,10 +121,7 @@ Status SqliteStore::transaction(const std::function<Status()>& body) {
 Status SqliteStore::transaction_then_durable(const std::function<Status()>& body,
                                              std::function<void(Status)> on_durable) {
   if (!wal_sync_ || depth_ > 0) return Store::transaction_then_durable(body, std::move(on_durable));
-  ++depth_;
-  auto st = db_.transaction(body);
-  --depth_;
-  if (!st) return st;
+  if (auto st = run_transaction(body); !st) return st;
   wal_sync_->after_commit(std::move(on_durable));
   return {};
 }
@@ -196,10 +199,12 @@ Expected<std::vector<Report>> SqliteStore::reports(std::string_view device) {
 }
 
 Expected<std::optional<RolloutRecord>> SqliteStore::rollout(std::string_view name) {
+  if (auto kept = rollout_rows_.find(name); kept != rollout_rows_.end()) return std::optional<RolloutRecord>(kept->second);
   std::optional<RolloutRecord> out;
   auto st = db_.query("SELECT " + std::string(rollout_columns) + " FROM rollouts WHERE name = ?", {std::string(name)},
                       [&](const Row& r) { out = rollout_from(r); });
   if (!st) return std::unexpected(st.error());
+  if (out) rollout_rows_.insert_or_assign(out->name, *out);
   return out;
 }
 
@@ -212,11 +217,14 @@ Expected<std::vector<RolloutRecord>> SqliteStore::rollouts() {
 }
 
 Status SqliteStore::save_rollout(const RolloutRecord& r) {
-  return db_.execute("INSERT OR REPLACE INTO rollouts (" + std::string(rollout_columns) +
+  auto st = db_.execute("INSERT OR REPLACE INTO rollouts (" + std::string(rollout_columns) +
                          ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      {r.name, r.release, r.commit, r.generation, r.state, std::int64_t{r.step}, r.step_started_at,
                       r.generation_started_at, r.last_verdict.at, r.last_verdict.decision, r.last_verdict.value,
                       r.last_verdict.threshold, r.last_verdict.message});
+  if (st) rollout_rows_.insert_or_assign(r.name, r);
+  else rollout_rows_.erase(r.name);
+  return st;
 }
 
 Status SqliteStore::admit(std::string_view rollout, std::int64_t generation, const Admission& a) {

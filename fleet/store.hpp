@@ -188,7 +188,12 @@ class SqliteStore final : public Store {
  private:
   explicit SqliteStore(storage::Database db);
   Expected<std::vector<DeviceRecord>> query_devices(std::string_view where, const std::vector<storage::Value>& params);
+  Status run_transaction(const std::function<Status()>& body);
   storage::Database db_;
+  // The rollouts' rows as last read or written here (every report batch reads its rollout's):
+  // the hub's store is the only writer of hub.db. Dropped when a transaction fails, as what it
+  // wrote is then not stored.
+  std::map<std::string, RolloutRecord, std::less<>> rollout_rows_;
   std::unique_ptr<WalSync> wal_sync_;
   int depth_ = 0;  // transactions open (nested ones are savepoints of the outer one)
 };

@@ -40,6 +40,8 @@ class Row {
   sqlite3_stmt* stmt_;
 };
 
+// Not thread-safe: one thread at a time uses a Database (the caller serialises; the connection is
+// opened without SQLite's own mutexes).
 class Database {
  public:
   // Open (creating if needed) and migrate to the newest version in `migrations`. A database

@@ -141,5 +141,39 @@ TEST_F(StoreTest, ATransactionThatFailsLeavesNothing) {
   EXPECT_FALSE(*store_->get("accepted_commit"));
 }
 
+// The store keeps the rollouts' rows it read or wrote: a row written by a transaction that failed,
+// whole or in a nested part, is not what it answers afterwards; a new store reads the same.
+TEST_F(StoreTest, ARolloutRowWrittenByAFailedTransactionIsNotReadBack) {
+  RolloutRecord r{"app", "app-1.0", "c1", 1, "progressing", 0, 100, 100, Verdict{}};
+  ASSERT_TRUE(store_->save_rollout(r));
+  ASSERT_EQ((*store_->rollout("app"))->step, 0);
+  auto widened = r;
+  widened.step = 2;
+  auto st = store_->transaction([&]() -> Status {
+    if (auto s = store_->save_rollout(widened); !s) return s;
+    EXPECT_EQ((*store_->rollout("app"))->step, 2);  // inside, its own write is seen
+    return make_error(Errc::io, "disk trouble");
+  });
+  ASSERT_FALSE(st);
+  EXPECT_EQ((*store_->rollout("app"))->step, 0);
+
+  // A nested transaction that fails inside one that commits.
+  auto outer = store_->transaction([&]() -> Status {
+    auto inner = store_->transaction([&]() -> Status {
+      if (auto s = store_->save_rollout(widened); !s) return s;
+      return make_error(Errc::io, "disk trouble");
+    });
+    EXPECT_FALSE(inner);
+    return {};
+  });
+  ASSERT_TRUE(outer) << outer.error().message;
+  EXPECT_EQ((*store_->rollout("app"))->step, 0);
+
+  ASSERT_TRUE(store_->save_rollout(widened));
+  EXPECT_EQ((*store_->rollout("app"))->step, 2);
+  open();
+  EXPECT_EQ((*store_->rollout("app"))->step, 2);
+}
+
 }  // namespace
 }  // namespace eddy::fleet
