@@ -25,20 +25,6 @@ Expected<SwapStrategy> strategy_from(std::string_view name) {
   return make_error(Errc::invalid_argument, "unknown strategy `" + std::string(name) + "` in stored container settings");
 }
 
-// Write all of `data` to `fd`, naming `path` on failure.
-Status write_all(int fd, const char* data, std::size_t size, const std::filesystem::path& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return std::unexpected(errno_error(errno, "write", path.string()));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
 // The bytes of `in` into `fd`, zstd-decoded when `decode`: memory stays at two buffers.
 Status copy_stream(ByteStream& in, int fd, bool decode, const std::filesystem::path& path) {
   std::vector<char> input(1 << 16);
@@ -52,7 +38,7 @@ Status copy_stream(ByteStream& in, int fd, bool decode, const std::filesystem::p
     if (*n == 0) break;
     any = true;
     if (!decode) {
-      if (auto st = write_all(fd, input.data(), *n, path); !st) return st;
+      if (auto st = fs::write_all(fd, input.data(), *n, path); !st) return st;
       continue;
     }
     ZSTD_inBuffer ib{input.data(), *n, 0};
@@ -62,7 +48,7 @@ Status copy_stream(ByteStream& in, int fd, bool decode, const std::filesystem::p
       if (ZSTD_isError(last))
         return make_error(Errc::invalid_argument, "image archive " + path.filename().string() +
                                                       ": not a valid zstd stream (" + ZSTD_getErrorName(last) + ")");
-      if (auto st = write_all(fd, output.data(), ob.pos, path); !st) return st;
+      if (auto st = fs::write_all(fd, output.data(), ob.pos, path); !st) return st;
     }
   }
   if (decode && (!any || last != 0))

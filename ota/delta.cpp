@@ -19,6 +19,7 @@
 
 #include "ota/sha256.hpp"
 #include "ota/slot_sink.hpp"
+#include "platform/fs.hpp"
 #include "platform/unique_fd.hpp"
 
 namespace eddy::ota {
@@ -322,19 +323,6 @@ Expected<std::string> sha256_of(const Mapping& mapping) {
   return Sha256::hex_of(std::string_view(mapping.data(), mapping.size()));
 }
 
-Status write_all(int fd, const char* data, std::size_t size, const stdfs::path& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return std::unexpected(errno_error(errno, "delta: write", path.string()));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
 }  // namespace
 
 Expected<DeltaInfo> make_delta(const stdfs::path& base_image, const stdfs::path& new_image,
@@ -409,7 +397,8 @@ Expected<DeltaInfo> make_delta(const stdfs::path& base_image, const stdfs::path&
     if (ZSTD_isError(remaining))
       return make_error(Errc::internal, "delta: zstd compression of " + new_image.string() +
                                             " failed: " + ZSTD_getErrorName(remaining));
-    if (auto s = write_all(out.get(), buffer.data(), output.pos, temporary); !s) return std::unexpected(s.error());
+    if (auto s = fs::write_all(out.get(), buffer.data(), output.pos, temporary); !s)
+      return std::unexpected(s.error().with_context("delta"));
     delta_sha.update(buffer.data(), output.pos);
     info.delta_size += output.pos;
     if (remaining == 0) break;

@@ -17,6 +17,19 @@ Status sync_directory(const stdfs::path& dir) {
   return {};
 }
 
+Status write_all(int fd, const char* data, std::size_t size, const stdfs::path& path) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(errno_error(errno, "write", path.string()));
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
 Status write_file_atomic(const stdfs::path& path, std::string_view content, unsigned mode) {
   stdfs::path tmp = path;
   tmp += ".tmp";

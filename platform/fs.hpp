@@ -15,6 +15,10 @@ namespace stdfs = std::filesystem;
 // Write `content` to `path` atomically: temp file in the same folder, fsync, rename, fsync dir.
 Status write_file_atomic(const stdfs::path& path, std::string_view content, unsigned mode = 0644);
 
+// Write all `size` bytes of `data` to `fd` (retrying short writes and EINTR); an error names
+// `path`.
+Status write_all(int fd, const char* data, std::size_t size, const stdfs::path& path);
+
 Expected<std::string> read_file(const stdfs::path& path, std::size_t max_bytes = 64u << 20);
 
 // fsync a directory so that renames and creations inside it survive a power cut.

@@ -342,12 +342,7 @@ INSTANTIATE_TEST_SUITE_P(
                       KillCase{"state:activating", true, "2.0.0"}, KillCase{"state:probing", true, "2.0.0"},
                       KillCase{"state:committed", true, "2.0.0"}, KillCase{"state:rolling-back", false, "1.0.0"},
                       KillCase{"state:rolled-back", false, "1.0.0"}),
-    [](const auto& param_info) {
-      std::string n = param_info.param.point;
-      for (auto& ch : n)
-        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      return n;
-    });
+    kill_case_name);
 
 }  // namespace
 }  // namespace eddy::testing

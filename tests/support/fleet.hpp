@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/support/support.hpp"
@@ -120,5 +122,12 @@ struct KillCase {
   std::string end_version;
 };
 inline std::ostream& operator<<(std::ostream& os, const KillCase& c) { return os << c.point; }
+// A GoogleTest case name for a KillCase: its fault point with every non-alphanumeric as '_'.
+inline std::string kill_case_name(const ::testing::TestParamInfo<KillCase>& info) {
+  std::string n = info.param.point;
+  for (auto& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
 
 }  // namespace eddy::testing
