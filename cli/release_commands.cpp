@@ -53,6 +53,7 @@ int run_release_delta(const ReleaseOptions& options) {
   if (options.json) {
     nlohmann::json entry{{"from_sha256", info->base_sha256},
                          {"from_size", info->base_size},
+                         {"image_sha256", info->image_sha256},
                          {by_url ? "url" : "path", where},
                          {"sha256", info->delta_sha256},
                          {"size", info->delta_size}};
@@ -72,6 +73,7 @@ int run_release_delta(const ReleaseOptions& options) {
             << "deltas:\n"
             << "  - from_sha256: " << info->base_sha256 << "\n"
             << "    from_size: " << info->base_size << "\n"
+            << "    image_sha256: " << info->image_sha256 << "\n"
             << "    " << (by_url ? "url" : "path") << ": " << nlohmann::json(where).dump() << "\n"
             << "    sha256: " << info->delta_sha256 << "\n"
             << "    size: " << info->delta_size << "\n";

@@ -655,27 +655,34 @@ Status read_stored_bytes(const Reader& r, const MapView& m, const Value& v, std:
 
 Expected<std::vector<DeltaSpec>> read_deltas(const Reader& r, const Value& v) {
   if (!v.node.IsSequence())
-    return std::unexpected(r.error(v, "expected a list of deltas ({from_sha256, from_size, path, sha256, size}, as "
-                                      "`eddy release delta` prints them), got " + std::string(type_name(v.node))));
+    return std::unexpected(r.error(v, "expected a list of deltas ({from_sha256, from_size, image_sha256, path, sha256, "
+                                      "size}, as `eddy release delta` prints them), got " +
+                                      std::string(type_name(v.node))));
   std::vector<DeltaSpec> out;
   for (std::size_t i = 0; i < v.node.size(); ++i) {
     const Value element = item(v, v.node[i], i);
-    auto m = MapView::open(r, element, {"from_sha256", "from_size", "path", "url", "sha256", "size"});
+    auto m = MapView::open(r, element, {"from_sha256", "from_size", "image_sha256", "path", "url", "sha256", "size"});
     if (!m) return std::unexpected(m.error());
     DeltaSpec d;
     if (auto st = read_stored_bytes(r, *m, element, d.path, d.url, d.sha256, d.size); !st)
       return std::unexpected(st.error());
-    // from_sha256 / from_size: the base image, checked the same way as a payload's digest and size.
-    auto from_sha = m->require("from_sha256");
-    if (!from_sha) return std::unexpected(from_sha.error());
+    // from_sha256 / from_size: the base image; image_sha256: the image rebuilt from it.
+    auto image_digest = [&](const char* key, const char* of, std::string& digest) -> Status {
+      auto value = m->require(key);
+      if (!value) return std::unexpected(value.error());
+      auto sha_text = text(r, *value);
+      if (!sha_text) return std::unexpected(sha_text.error());
+      if (!is_sha256_text(*sha_text))
+        return std::unexpected(r.error(*value, quote(*sha_text) + " is not a SHA-256: write 64 lowercase hexadecimal "
+                                                                  "digits (of " + of + ")"));
+      digest = std::move(*sha_text);
+      return {};
+    };
+    if (auto st = image_digest("from_sha256", "the base image", d.from_sha256); !st) return std::unexpected(st.error());
+    if (auto st = image_digest("image_sha256", "the image the delta rebuilds", d.image_sha256); !st)
+      return std::unexpected(st.error());
     auto from_size = m->require("from_size");
     if (!from_size) return std::unexpected(from_size.error());
-    auto sha_text = text(r, *from_sha);
-    if (!sha_text) return std::unexpected(sha_text.error());
-    if (!is_sha256_text(*sha_text))
-      return std::unexpected(r.error(*from_sha, quote(*sha_text) + " is not a SHA-256: write 64 lowercase hexadecimal "
-                                                                   "digits (of the base image)"));
-    d.from_sha256 = std::move(*sha_text);
     auto size_value =
         integer<std::uint64_t>(r, *from_size, 1, std::numeric_limits<std::uint64_t>::max(), "from_size: 268435456");
     if (!size_value) return std::unexpected(size_value.error());

@@ -78,13 +78,15 @@ std::string_view strategy_name(SwapStrategy strategy);
 // - url: http:// or https:// (the SHA-256 and size from the signed release guard the bytes).
 // - sha256: 64 lowercase hexadecimal digits, of the bytes as stored.
 // - size: bytes as stored, a non-negative integer; the download limit.
-// - deltas (type rootfs only, optional): [{from_sha256, from_size, path | url, sha256, size}], as
-//   `eddy release delta` prints them: a device whose active slot's first from_size bytes hash to
-//   from_sha256 downloads the delta (sha256 and size of the delta as stored) and rebuilds the
-//   image against its active slot instead of downloading the full image.
+// - deltas (type rootfs only, optional): [{from_sha256, from_size, image_sha256, path | url,
+//   sha256, size}], as `eddy release delta` prints them: a device whose active slot's first
+//   from_size bytes hash to from_sha256 downloads the delta (sha256 and size of the delta as
+//   stored) and rebuilds the image against its active slot instead of downloading the full
+//   image; the rebuilt image must hash to image_sha256.
 struct DeltaSpec {
   std::string from_sha256;
   std::uint64_t from_size = 0;
+  std::string image_sha256;  // of the image the delta rebuilds
   std::string path;
   std::string url;
   std::string sha256;

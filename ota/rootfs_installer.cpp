@@ -96,6 +96,7 @@ Status RootfsInstaller::stage(const Release& release, ByteStream& bytes) {
     if (!delta_) return write_slot_image(bytes, *path, write);
     auto active = device(*running);
     if (!active) return std::unexpected(active.error());
+    write.expected_image_sha256 = delta_->image_sha256;
     return write_slot_from_delta(bytes, *active, delta_->from_sha256, delta_->from_size, *path, write);
   }();
   if (!written) return std::unexpected(written.error().with_context("release " + release.name));

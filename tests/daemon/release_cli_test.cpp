@@ -35,6 +35,8 @@ TEST(EddyReleaseDelta, PrintsTheReleasesDeltaEntry) {
   EXPECT_NE(result.output.find("deltas:\n  - from_sha256: " + sha256_of(dir / "base.img") + "\n"), std::string::npos)
       << result.output;
   EXPECT_NE(result.output.find("    from_size: 4194304\n"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("    image_sha256: " + sha256_of(dir / "new.img") + "\n"), std::string::npos)
+      << result.output;
   EXPECT_NE(result.output.find("    path: \"" + (dir / "d.zst").string() + "\"\n"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("    sha256: " + sha256_of(dir / "d.zst") + "\n"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("    size: " + std::to_string(size) + "\n"), std::string::npos) << result.output;
@@ -56,6 +58,7 @@ TEST(EddyReleaseDelta, JsonAndUrl) {
   const auto& entry = out["deltas"][0];
   EXPECT_EQ(entry["from_sha256"], sha256_of(dir / "base.img"));
   EXPECT_EQ(entry["from_size"], 4194304);
+  EXPECT_EQ(entry["image_sha256"], sha256_of(dir / "new.img"));
   EXPECT_EQ(entry["url"], "https://releases.example/rootfs-2.0.delta.zst");
   EXPECT_FALSE(entry.contains("path"));
   EXPECT_EQ(entry["sha256"], sha256_of(dir / "d.zst"));

@@ -113,6 +113,22 @@ TEST_P(RootfsTest, WrongDigestMarksTheInactiveSlotBadAndLeavesTheActiveOne) {
   EXPECT_EQ(rig_->boot(), Slot::a);
 }
 
+// The delta and its base are intact, but what they rebuild is not the image the release names:
+// refused at the end of the rebuild, with the inactive slot marked bad and the active one as it was.
+TEST_P(RootfsTest, DeltaThatRebuildsAnotherImageIsRefused) {
+  rig_->publish("1.1.0", 0, /*wrong_digest=*/true, /*delta_base=*/rig_->factory_image());
+  std::string output;
+  ASSERT_EQ(rig_->check(&output), "failed") << output << log();
+  EXPECT_TRUE(contains(log(), "is the base of a delta")) << log();
+  auto status = rig_->status();
+  EXPECT_EQ(status["last_outcome"], "failed") << status.dump();
+  EXPECT_TRUE(contains(status.value("last_message", ""), "sha256")) << status.dump();
+  EXPECT_FALSE(rig_->reboot_requested());
+  EXPECT_EQ(rig_->primary(), Slot::a);
+  EXPECT_EQ(rig_->slot_bytes(Slot::a, rig_->factory_image().size()), rig_->factory_image());
+  EXPECT_EQ(rig_->boot(), Slot::a);
+}
+
 TEST_P(RootfsTest, ImageLargerThanTheSlotIsRefusedBeforeTheSlotEnds) {
   rig_->publish("1.1.0", 0, false, {}, RootfsDevice::slot_size() + (1u << 20));
   std::string output;

@@ -22,16 +22,18 @@ TEST(ModelRootfs, DeltasAsEddyReleaseDeltaPrintsThem) {
   auto r = parse_release(rootfs_release("    deltas:\n"
                                         "      - from_sha256: " + kBase + "\n"
                                         "        from_size: 4096\n"
+                                        "        image_sha256: " + kSha + "\n"
                                         "        path: \"payloads/os-1-2.delta.zst\"\n"
                                         "        sha256: " + kSha + "\n"
                                         "        size: 40\n"
-                                        "      - {from_sha256: " + kSha + ", from_size: 8192, url: \"https://cdn.example.com/d.zst\", "
+                                        "      - {from_sha256: " + kSha + ", from_size: 8192, image_sha256: " + kBase + ", url: \"https://cdn.example.com/d.zst\", "
                                         "sha256: " + kBase + ", size: 50}\n"),
                          "releases/os-2.yaml");
   ASSERT_TRUE(r) << r.error().message;
   ASSERT_EQ(r->payload.deltas.size(), 2u);
   EXPECT_EQ(r->payload.deltas[0].from_sha256, kBase);
   EXPECT_EQ(r->payload.deltas[0].from_size, 4096u);
+  EXPECT_EQ(r->payload.deltas[0].image_sha256, kSha);
   EXPECT_EQ(r->payload.deltas[0].path, "payloads/os-1-2.delta.zst");
   EXPECT_EQ(r->payload.deltas[0].sha256, kSha);
   EXPECT_EQ(r->payload.deltas[0].size, 40u);
@@ -44,17 +46,23 @@ TEST(ModelRootfs, BadDeltasAreRefusedWithTheirLine) {
     std::string extra;
     std::string needle;
   };
-  const std::string entry = "{from_sha256: " + kBase + ", from_size: 10, path: payloads/d.zst, sha256: " + kSha +
+  const std::string entry = "{from_sha256: " + kBase + ", from_size: 10, image_sha256: " + kSha + ", path: payloads/d.zst, sha256: " + kSha +
                             ", size: 5}";
   for (const auto& c : std::vector<Case>{
            {"    deltas: {a: 1}\n", "expected a list of deltas"},
-           {"    deltas:\n      - {from_sha256: xyz, from_size: 10, path: p/d.zst, sha256: " + kSha + ", size: 5}\n",
+           {"    deltas:\n      - {from_sha256: xyz, from_size: 10, image_sha256: " + kSha + ", path: p/d.zst, sha256: " + kSha + ", size: 5}\n",
             "is not a SHA-256"},
-           {"    deltas:\n      - {from_sha256: " + kBase + ", path: p/d.zst, sha256: " + kSha + ", size: 5}\n",
+           {"    deltas:\n      - {from_sha256: " + kBase + ", image_sha256: " + kSha + ", path: p/d.zst, sha256: " + kSha + ", size: 5}\n",
             "from_size"},
-           {"    deltas:\n      - {from_sha256: " + kBase + ", from_size: 10, sha256: " + kSha + ", size: 5}\n",
+           {"    deltas:\n      - {from_sha256: " + kBase + ", from_size: 10, image_sha256: " + kSha + ", sha256: " + kSha + ", size: 5}\n",
             "missing `path`"},
-           {"    deltas:\n      - {from_sha256: " + kBase + ", from_size: 10, path: ../d.zst, sha256: " + kSha +
+           {"    deltas:\n      - {from_sha256: " + kBase + ", from_size: 10, path: p/d.zst, sha256: " + kSha +
+                ", size: 5}\n",
+            "image_sha256"},
+           {"    deltas:\n      - {from_sha256: " + kBase + ", from_size: 10, image_sha256: 12ab, path: p/d.zst, "
+                "sha256: " + kSha + ", size: 5}\n",
+            "of the image the delta rebuilds"},
+           {"    deltas:\n      - {from_sha256: " + kBase + ", from_size: 10, image_sha256: " + kSha + ", path: ../d.zst, sha256: " + kSha +
                 ", size: 5}\n",
             "not a safe path"},
            {"    deltas:\n      - " + entry + "\n      - " + entry + "\n", "same base image"},

@@ -218,7 +218,7 @@ std::string RootfsDevice::publish(const std::string& version, int probe_exit, bo
   const std::string rel = "payloads/rootfs-" + version + ".img.zst";
   write_file(dir_ / "image.img", image);
   run_ok({"zstd", "-q", "-f", "-3", (dir_ / "image.img").string(), "-o", (repo / rel).string()});
-  std::string sha = wrong_digest ? std::string(64, 'e') : Fleet::sha256_of(repo / rel);
+  std::string sha = wrong_digest && delta_base.empty() ? std::string(64, 'e') : Fleet::sha256_of(repo / rel);
   std::string deltas;
   if (!delta_base.empty()) {
     write_file(dir_ / "base.img", delta_base);
@@ -228,7 +228,10 @@ std::string RootfsDevice::publish(const std::string& version, int probe_exit, bo
                                               "--out", (repo / delta_rel).string(), "--json"}));
     const auto& d = made.at("deltas").at(0);
     deltas = "    deltas:\n      - {from_sha256: " + d.at("from_sha256").get<std::string>() +
-             ", from_size: " + std::to_string(d.at("from_size").get<std::uint64_t>()) + ", path: " + delta_rel +
+             ", from_size: " + std::to_string(d.at("from_size").get<std::uint64_t>()) +
+             // wrong_digest with a delta: the delta is intact, the image it names is not the one it rebuilds.
+             ", image_sha256: " + (wrong_digest ? std::string(64, 'e') : d.at("image_sha256").get<std::string>()) +
+             ", path: " + delta_rel +
              ", sha256: " + d.at("sha256").get<std::string>() +
              ", size: " + std::to_string(d.at("size").get<std::uint64_t>()) + "}\n";
   }

@@ -71,8 +71,8 @@ class RootfsDevice {
   int reboot_requests() const;
 
   // Publish rootfs `version` in the fleet repository: its image zstd-compressed, an exec probe
-  // exiting with `probe_exit`, a wrong sha256 with `wrong_digest`, and a delta (made by `eddy
-  // release delta`) from `delta_base` when given; the image has `image_size` bytes (slots have
+  // exiting with `probe_exit`, and a delta (made by `eddy release delta`) from `delta_base` when
+  // given; `wrong_digest`: a wrong sha256 of the payload, or with a delta a wrong image_sha256; the image has `image_size` bytes (slots have
   // slot_size()). Returns the image.
   std::string publish(const std::string& version, int probe_exit = 0, bool wrong_digest = false,
                       const std::string& delta_base = {}, std::size_t image_size = 3u << 20);
