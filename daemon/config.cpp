@@ -40,7 +40,8 @@ const Section container_keys{"containers", {"runtime", "keep"}};
 const Section rootfs_keys{"rootfs", {"a", "b", "cmdline", "cmdline_key", "bootloader", "reboot", "max_reboots",
                                     "boot_id"}};
 const Section bootloader_keys{"rootfs.bootloader", {"type", "preset", "env_config", "grub_env", "boot_dir",
-                                                    "variables"}};
+                                                    "variables", "partition_a", "partition_b", "bootname_a",
+                                                    "bootname_b"}};
 const std::array<const Section*, 8> all_sections{&top_keys, &device_keys,    &source_keys, &hub_keys,
                                                  &app_keys, &container_keys, &rootfs_keys, &bootloader_keys};
 
@@ -350,6 +351,16 @@ Status Parser::parse_bootloader(const YAML::Node& node, bootenv::BootloaderConfi
       auto p = path(value, full);
       if (!p) return std::unexpected(p.error());
       (key == "env_config" ? bootloader.env_config : key == "grub_env" ? bootloader.grub_env : bootloader.boot_dir) = *p;
+    } else if (key == "partition_a" || key == "partition_b") {
+      // mender_boot_part and tryboot's boot_partition: the partition number of each slot.
+      auto number = integer(value, full, 1, 128);
+      if (!number) return std::unexpected(number.error());
+      (key == "partition_a" ? bootloader.partition_a : bootloader.partition_b) = static_cast<int>(*number);
+    } else if (key == "bootname_a" || key == "bootname_b") {
+      // The slots' names in the rauc presets' variables (BOOT_ORDER="A B", BOOT_A_LEFT).
+      auto name = string(value, full);
+      if (!name) return std::unexpected(name.error());
+      (key == "bootname_a" ? bootloader.bootname_a : bootloader.bootname_b) = *name;
     } else if (key == "variables") {
       if (!value.IsMap())
         return fail(value, full + " must be a mapping of roles to variable names, like {order: BOOT_ORDER}, got " +

@@ -70,6 +70,10 @@ TEST(ConfigRootfs, EveryKeyAndRelativePaths) {
                                          "    preset: rauc\n"
                                          "    grub_env: boot/grubenv\n"
                                          "    variables: {order: MY_ORDER}\n"
+                                         "    bootname_a: system0\n"
+                                         "    bootname_b: system1\n"
+                                         "    partition_a: 5\n"
+                                         "    partition_b: 6\n"
                                          "  reboot: [/sbin/reboot, -f]\n"
                                          "  max_reboots: 5\n"
                                          "  boot_id: boot-id\n"),
@@ -81,6 +85,11 @@ TEST(ConfigRootfs, EveryKeyAndRelativePaths) {
   EXPECT_EQ(r.bootloader.type, "grub");
   EXPECT_EQ(r.bootloader.grub_env, "/etc/eddy/boot/grubenv");
   EXPECT_EQ(r.bootloader.variables.at("order"), "MY_ORDER");
+  EXPECT_EQ(r.bootloader.bootname_a, "system0");
+  EXPECT_EQ(r.bootloader.bootname_b, "system1");
+  EXPECT_EQ(r.booted.bootname_b, "system1");
+  EXPECT_EQ(r.bootloader.partition_a, 5);
+  EXPECT_EQ(r.bootloader.partition_b, 6);
   EXPECT_EQ(r.reboot, (std::vector<std::string>{"/sbin/reboot", "-f"}));
   EXPECT_EQ(r.max_reboots, 5);
   EXPECT_EQ(r.boot_id, "/etc/eddy/boot-id");
@@ -98,6 +107,9 @@ TEST(ConfigRootfs, BadInputNamesFileLineAndWhatToDo) {
                              "env_config: /x}\n"),
                  8, "unknown preset `barebox`");
   expect_refused(with_rootfs("  a: /dev/sda2\n  b: /dev/sda3\n  bootloader: {type: grub}\n"), 8, "grub_env");
+  expect_refused(with_rootfs("  a: /dev/sda2\n  b: /dev/sda3\n  bootloader: {type: tryboot, boot_dir: /boot, "
+                             "partition_a: 0}\n"),
+                 8, "partition_a");
   expect_refused(with_rootfs("  a: /dev/sda2\n  b: /dev/sda3\n  bootloader: {preset: rauc}\n"), 8, "has no `type`");
   expect_refused(with_rootfs("  a: /dev/sda2\n  b: /dev/sda3\n  bootloader: {type: uboot, env_confg: /x}\n"), 8,
                  "did you mean `env_config`");
