@@ -95,7 +95,7 @@ TEST(ConfigRootfs, EveryKeyAndRelativePaths) {
   EXPECT_EQ(r.boot_id, "/etc/eddy/boot-id");
 }
 
-TEST(ConfigRootfs, BadInputNamesFileLineAndWhatToDo) {
+TEST(ConfigRootfs, BadInputNamesFileLineAndTheRemedy) {
   const std::string uboot = "  bootloader: {type: uboot, env_config: /etc/fw_env.config}\n";
   expect_refused(with_rootfs("  a: /dev/sda2\n" + uboot), 6, "has no `b`");
   expect_refused(with_rootfs("  a: /dev/sda2\n  b: /dev/sda2\n" + uboot), 6, "name the same device");
