@@ -19,6 +19,10 @@ class RootfsTest : public ::testing::TestWithParam<BootScheme> {
   void SetUp() override {
     rig_ = std::make_unique<RootfsDevice>(tmp_.path(), GetParam());
     ASSERT_EQ(rig_->boot(), Slot::a);
+    // eddyd polls once as it starts. A check queues behind that poll, so once it answers (it
+    // fails: the fleet has no branch yet), a release published next is found by the test's own
+    // check, not by the start-up poll (which under qemu could still be fetching then).
+    ASSERT_EQ(rig_->check(), "failed") << log();
   }
 
   std::string log() { return rig_->device().log(); }
