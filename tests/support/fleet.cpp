@@ -186,6 +186,10 @@ void Device::start(const std::map<std::string, std::string>& env, bool wait_read
   pid_ = pid;
   session_ = pid;
   if (!wait_ready) return;
+  // Under qemu-user on a loaded 2-core machine eddyd and each `eddy status` start emulated and
+  // get a fraction of a core: one restart in the rootfs power-cut matrix took longer than 30 s
+  // (CI, 2026-11-26). The deadline is only an upper bound; readiness ends the wait.
+  const auto deadline = emulator().empty() ? std::chrono::seconds(30) : std::chrono::seconds(180);
   bool ready = wait_until(
       [&] {
         int status;
@@ -195,8 +199,12 @@ void Device::start(const std::map<std::string, std::string>& env, bool wait_read
         }
         return eddy({"status"}).exit_code == 0;
       },
-      std::chrono::seconds(30));
-  if (!ready || pid_ < 0) throw std::runtime_error("eddyd did not become ready; log:\n" + log());
+      deadline);
+  if (!ready || pid_ < 0)
+    throw std::runtime_error(std::string("eddyd did not become ready (") +
+                             (pid_ < 0 ? "it exited" : "no answer to `eddy status` within " +
+                                                           std::to_string(deadline.count()) + " s") +
+                             "); log:\n" + log());
 }
 
 void Device::kill_session() {
