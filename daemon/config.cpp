@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ota/hub_token.hpp"
+#include "ota/slot_device.hpp"
 #include "platform/byte_size.hpp"
 #include "platform/fs.hpp"
 #include "platform/http_client.hpp"
@@ -636,6 +637,19 @@ Expected<Config> load_config(const std::filesystem::path& file) {
   return parse_config(*text, file);
 }
 
+namespace {
+
+// Every problem found, one a line, under the configuration file's name.
+Status report_problems(const Config& config, const std::vector<Error>& problems) {
+  if (problems.empty()) return {};
+  if (problems.size() == 1) return std::unexpected(problems[0].with_context(config.file.string()));
+  std::string message = config.file.string() + ": " + std::to_string(problems.size()) + " problems:";
+  for (const auto& problem : problems) message += "\n  - " + problem.message;
+  return make_error(problems[0].code, std::move(message));
+}
+
+}  // namespace
+
 Status check_config(const Config& config) {
   std::vector<Error> problems;
   check_readable(config.allowed_signers, "source.allowed_signers",
@@ -671,16 +685,23 @@ Status check_config(const Config& config) {
     if (auto kind = discover_runtime(config.containers->runtime); !kind) problems.push_back(kind.error());
   }
   if (config.rootfs) {
-    // The slot devices themselves are resolved by the update worker when it writes one.
+    // The slot devices themselves: check_rootfs_slots.
     if (auto booted = bootenv::booted_slot(config.rootfs->booted); !booted)
       problems.push_back(booted.error().with_context("rootfs"));
   }
 
-  if (problems.empty()) return {};
-  if (problems.size() == 1) return std::unexpected(problems[0].with_context(config.file.string()));
-  std::string message = config.file.string() + ": " + std::to_string(problems.size()) + " problems:";
-  for (const auto& problem : problems) message += "\n  - " + problem.message;
-  return make_error(problems[0].code, std::move(message));
+  return report_problems(config, problems);
+}
+
+Status check_rootfs_slots(const Config& config) {
+  if (!config.rootfs) return {};
+  std::vector<Error> problems;
+  auto resolve = [&](const char* key, const std::string& spec) {
+    if (auto device = ota::resolve_slot_device(spec); !device) problems.push_back(device.error().with_context(key));
+  };
+  resolve("rootfs.a", config.rootfs->slot_a);
+  resolve("rootfs.b", config.rootfs->slot_b);
+  return report_problems(config, problems);
 }
 
 }  // namespace eddy::daemon

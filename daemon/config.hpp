@@ -81,6 +81,12 @@ struct Config {
 // the hub's token file readable and holding one token, its CA file readable, data_dir creatable
 // (it is created), app folders creatable. Reports every problem found, one a line.
 [[nodiscard]] Status check_config(const Config& config);
+// rootfs.a and rootfs.b resolve to devices that exist (a path, or the /dev/disk/by-* link udev
+// makes for PARTLABEL= and the like): Errc::not_found naming each slot that does not, one a
+// line. Apart from check_config because it is an error for `eddyd --check-config` but only a
+// warning when eddyd starts: at boot udev may not have made the links yet, and the update
+// worker resolves the slot again when it writes one.
+[[nodiscard]] Status check_rootfs_slots(const Config& config);
 
 // "512MiB", "1GiB", "100MB", "64k", "1048576": a size in bytes. Units B, K/KB (1000),
 // KiB (1024), M/MB, MiB, G/GB, GiB, T/TB, TiB; case of the unit letters is ignored.

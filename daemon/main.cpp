@@ -54,6 +54,13 @@ int main(int argc, char** argv) {
     eddy::log::error(st.error().message);
     return 2;
   }
+  if (auto st = eddy::daemon::check_rootfs_slots(*config); !st) {
+    if (check_only) {
+      eddy::log::error(st.error().message);
+      return 2;
+    }
+    eddy::log::warning(st.error().message + " (starting anyway: the slot is looked up again when an update writes it)");
+  }
   auto worker = eddy::daemon::find_worker_executable();
   if (!worker) {
     eddy::log::error(worker.error().message);

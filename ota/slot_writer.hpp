@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "ota/byte_stream.hpp"
+#include "ota/slot_device.hpp"  // resolve_slot_device
 #include "platform/error.hpp"
 
 namespace eddy::ota {
@@ -69,15 +70,5 @@ Expected<SlotWriteResult> write_slot_image(ByteStream& compressed, const std::fi
 
 // The size of a slot: BLKGETSIZE64 for a block device, the length of a regular file.
 Expected<std::uint64_t> slot_size(const std::filesystem::path& slot);
-
-// Resolve a slot's device from configuration: "/dev/mmcblk0p2" (or any absolute path, such as
-// a file standing in for a slot), "PARTUUID=…", "PARTLABEL=…", "UUID=…", "LABEL=…" through the
-// links in <dev_dir>/disk/by-partuuid, by-partlabel, by-uuid and by-label that udev makes
-// (labels escaped the way udev escapes them, UUIDs matched without regard to case). Paths under
-// /dev are looked up under `dev_dir` (tests pass a fake /dev tree). Returns the device the link
-// points at. Errors: Errc::invalid_argument for an unknown form, Errc::not_found naming the
-// spec and the folder looked in.
-Expected<std::filesystem::path> resolve_slot_device(std::string_view spec,
-                                                    const std::filesystem::path& dev_dir = "/dev");
 
 }  // namespace eddy::ota

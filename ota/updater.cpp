@@ -386,7 +386,18 @@ CycleResult Updater::run_cycle() {
     messages.push_back(a.target + " " + a.release.version + ": " + attempt.outcome_message);
     if (hub_ && !stop_) flush_reports();
   }
-  for (const auto& s : assignment->skipped) log::debug(s);
+  // A release the device is not compatible with is refused once in the history (README: the
+  // reason is in `eddy history`), then only in the debug log of later polls.
+  for (const auto& s : assignment->skipped) {
+    const std::string key = "skipped:" + s;
+    auto seen = store_.get(key);
+    if (seen && !*seen) {
+      (void)store_.put(key, "1");
+      record_event("warning", s + "; not installed");
+    } else {
+      log::debug(s);
+    }
+  }
 
   if (verified_update != 0) {
     // The new commit admitted nothing for this device (yet).
@@ -601,11 +612,15 @@ Updater::Finish Updater::install(Attempt& attempt) {
     const std::string& url = *delta ? (*delta)->url : r.payload.url;
     const std::string& sha256 = *delta ? (*delta)->sha256 : r.payload.sha256;
     const std::uint64_t size = *delta ? (*delta)->size : r.payload.size;
+    const std::string what = (*delta ? "delta " + path + url + " of release " : "payload of release ") + r.name;
     std::unique_ptr<ByteStream> raw;
     if (!path.empty()) {
       // At most size + 1 bytes (more is refused), clamped for 32-bit size_t.
       auto limit = std::min<std::uint64_t>(size + 1, std::numeric_limits<std::size_t>::max());
       auto bytes = source_.read_file(attempt.commit, path, static_cast<std::size_t>(limit));
+      if (!bytes && bytes.error().code == Errc::too_large)  // said as a download's VerifyingStream says it
+        return make_error(Errc::too_large, what + ": " + path + " is larger than the " + std::to_string(size) +
+                                               " bytes the release declares (`size`)");
       if (!bytes) return std::unexpected(bytes.error());
       raw = std::make_unique<MemoryStream>(std::move(*bytes));
     } else {
@@ -616,8 +631,7 @@ Updater::Finish Updater::install(Attempt& attempt) {
       if (!stream) return std::unexpected(stream.error());
       raw = std::move(*stream);
     }
-    VerifyingStream verified(std::move(raw), sha256, size,
-                             (*delta ? "delta " + path + url + " of release " : "payload of release ") + r.name);
+    VerifyingStream verified(std::move(raw), sha256, size, what);
     FaultPointStream watched(verified, size,
                              [this, total = size](std::uint64_t bytes) {
                                set_progress(bytes, total);

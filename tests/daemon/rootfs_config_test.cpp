@@ -9,6 +9,7 @@ namespace {
 
 using eddy::Errc;
 using eddy::daemon::check_config;
+using eddy::daemon::check_rootfs_slots;
 using eddy::daemon::parse_config;
 using eddy::testing::TempDir;
 using eddy::testing::write_file;
@@ -121,17 +122,21 @@ TEST(ConfigRootfs, BadInputNamesFileLineAndTheRemedy) {
                  "unknown key `slots`");
 }
 
-TEST(ConfigRootfs, CheckConfigTellsTheBootedSlot) {
-  TempDir dir;
+// A configuration in `dir` whose slots are the files slot-a and slot-b there (made), booted from A.
+std::string rootfs_device_yaml(const TempDir& dir) {
   write_file(dir / "allowed_signers", "dev@example.com ssh-ed25519 AAAA\n");
   write_file(dir / "slot-a", "");
   write_file(dir / "slot-b", "");
   write_file(dir / "cmdline", "console=ttyS0 root=" + (dir / "slot-a").string() + " rw\n");
-  auto yaml = std::string("device: {id: dev-1}\nsource: {url: file:///srv/fleet.git, allowed_signers: allowed_signers}\n"
-                          "data_dir: data\nsocket: eddyd.sock\nsocket_group: \"\"\nrootfs:\n  a: ") +
-              (dir / "slot-a").string() + "\n  b: " + (dir / "slot-b").string() +
-              "\n  cmdline: cmdline\n  bootloader: {type: grub, grub_env: grubenv}\n";
-  auto config = parse_config(yaml, dir / "eddyd.yaml");
+  return std::string("device: {id: dev-1}\nsource: {url: file:///srv/fleet.git, allowed_signers: allowed_signers}\n"
+                     "data_dir: data\nsocket: eddyd.sock\nsocket_group: \"\"\nrootfs:\n  a: ") +
+         (dir / "slot-a").string() + "\n  b: " + (dir / "slot-b").string() +
+         "\n  cmdline: cmdline\n  bootloader: {type: grub, grub_env: grubenv}\n";
+}
+
+TEST(ConfigRootfs, CheckConfigTellsTheBootedSlot) {
+  TempDir dir;
+  auto config = parse_config(rootfs_device_yaml(dir), dir / "eddyd.yaml");
   ASSERT_TRUE(config) << config.error().message;
   auto ok = check_config(*config);
   EXPECT_TRUE(ok) << ok.error().message;
@@ -142,6 +147,34 @@ TEST(ConfigRootfs, CheckConfigTellsTheBootedSlot) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("rootfs"), std::string::npos) << bad.error().message;
   EXPECT_NE(bad.error().message.find("root=/dev/elsewhere"), std::string::npos) << bad.error().message;
+}
+
+// eddyd --check-config (and, as a warning, eddyd's start) names each slot whose device is not there.
+TEST(ConfigRootfs, CheckRootfsSlotsNamesEachSlotThatDoesNotResolve) {
+  TempDir dir;
+  auto config = parse_config(rootfs_device_yaml(dir), dir / "eddyd.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  auto ok = check_rootfs_slots(*config);
+  EXPECT_TRUE(ok) << ok.error().message;
+
+  std::filesystem::remove(dir / "slot-b");
+  auto one = check_rootfs_slots(*config);
+  ASSERT_FALSE(one);
+  EXPECT_EQ(one.error().code, Errc::not_found);
+  for (const auto& needle : {(dir / "eddyd.yaml").string(), std::string("rootfs.b"), (dir / "slot-b").string()})
+    EXPECT_NE(one.error().message.find(needle), std::string::npos) << needle << " in " << one.error().message;
+  EXPECT_EQ(one.error().message.find("rootfs.a"), std::string::npos) << one.error().message;
+  EXPECT_TRUE(check_config(*config)) << "the booted slot A is still told";
+
+  std::filesystem::remove(dir / "slot-a");
+  auto both = check_rootfs_slots(*config);
+  ASSERT_FALSE(both);
+  EXPECT_NE(both.error().message.find("2 problems"), std::string::npos) << both.error().message;
+  EXPECT_NE(both.error().message.find("rootfs.a"), std::string::npos) << both.error().message;
+
+  auto without = parse_config(minimal, file);
+  ASSERT_TRUE(without) << without.error().message;
+  EXPECT_TRUE(check_rootfs_slots(*without));  // no rootfs section: nothing to look up
 }
 
 }  // namespace

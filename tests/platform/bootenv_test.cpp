@@ -24,6 +24,7 @@ using testing::run_ok;
 using testing::TempDir;
 using testing::write_file;
 using testing::boot_grub_rauc;
+using testing::boot_tryboot;
 using testing::boot_uboot_mender;
 using testing::boot_uboot_rauc;
 using testing::grub_list;
@@ -31,23 +32,6 @@ using testing::make_grubenv;
 using testing::make_uboot_env;
 using testing::printenv;
 namespace stdfs = std::filesystem;
-
-// ---- tryboot -----------------------------------------------------------------------------
-
-// The firmware: [tryboot] when rebooted with the tryboot flag, else [all].
-Slot boot_tryboot(const stdfs::path& dir, bool tryboot_flag) {
-  std::istringstream in(read_file(dir / "autoboot.txt"));
-  std::string line, section = "all";
-  std::map<std::string, std::string> partition;
-  while (std::getline(in, line)) {
-    if (line.starts_with("["))
-      section = line.substr(1, line.size() - 2);
-    else if (line.starts_with("boot_partition="))
-      partition[section] = line.substr(15);
-  }
-  std::string p = tryboot_flag && partition.contains("tryboot") ? partition["tryboot"] : partition["all"];
-  return p == "2" ? Slot::a : Slot::b;
-}
 
 std::unique_ptr<Bootloader> make(const BootloaderConfig& config) {
   auto bootloader = make_bootloader(config);

@@ -103,6 +103,38 @@ Slot boot_uboot_mender(const stdfs::path& config, int part_a, int part_b) {
   return vars["mender_boot_part"] == std::to_string(part_a) ? Slot::a : Slot::b;
 }
 
+std::string mender_board_env(int part_a, int part_b) {
+  const std::string a = std::to_string(part_a), b = std::to_string(part_b);
+  return "bootlimit=1\nbootcount=0\nupgrade_available=0\nmender_boot_part=" + a + "\nmender_boot_part_hex=" + hex(part_a) +
+         "\nmender_altbootcmd=if test ${mender_boot_part} = " + a + "; then setenv mender_boot_part " + b +
+         "; setenv mender_boot_part_hex " + hex(part_b) + "; else setenv mender_boot_part " + a +
+         "; setenv mender_boot_part_hex " + hex(part_a) +
+         "; fi; setenv upgrade_available 0; saveenv; run bootcmd\naltbootcmd=run mender_altbootcmd\n";
+}
+
+// ---- Raspberry Pi firmware ---------------------------------------------------------------
+
+Slot boot_tryboot(const stdfs::path& dir, bool tryboot_flag, int part_a, int part_b) {
+  std::istringstream in(read_file(dir / "autoboot.txt"));
+  std::string line, section = "all";
+  std::optional<std::string> partition;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = line.substr(1, line.size() - 2);
+      continue;
+    }
+    const bool applies = section == "all" || (section == "tryboot" && tryboot_flag);
+    if (applies && line.starts_with("boot_partition=")) partition = line.substr(15);
+  }
+  if (partition == std::to_string(part_a)) return Slot::a;
+  if (partition == std::to_string(part_b)) return Slot::b;
+  ADD_FAILURE() << dir / "autoboot.txt" << ": boot_partition=" << partition.value_or("(none)")
+                << " is neither slot's partition";
+  return Slot::a;
+}
+
 // ---- GRUB --------------------------------------------------------------------------------
 
 stdfs::path make_grubenv(const stdfs::path& dir, const std::vector<std::string>& assignments) {
@@ -140,6 +172,16 @@ Slot boot_grub_rauc(const stdfs::path& file) {
 
 // ---- RootfsDevice ---------------------------------------------------------------------------
 
+std::string scheme_name(BootScheme scheme) {
+  switch (scheme) {
+    case BootScheme::uboot_rauc: return "UbootRauc";
+    case BootScheme::grub_rauc: return "GrubRauc";
+    case BootScheme::uboot_mender: return "UbootMender";
+    case BootScheme::tryboot: return "Tryboot";
+  }
+  return "Unknown";
+}
+
 std::string rootfs_image(const std::string& version, std::size_t size) {
   std::string image(size, '\0');
   std::uint32_t x = 2166136261u;
@@ -162,28 +204,49 @@ RootfsDevice::RootfsDevice(const stdfs::path& dir, BootScheme scheme)
   write_file(slot_path(Slot::b), "");
   stdfs::resize_file(slot_path(Slot::a), slot_size());
   stdfs::resize_file(slot_path(Slot::b), slot_size());
-  std::string bootloader_yaml;
-  if (scheme_ == BootScheme::uboot_rauc) {
-    env_ = make_uboot_env(dir_ / "boot", "");
-    bootloader_.type = "uboot";
-    bootloader_.env_config = env_;
-    bootloader_yaml = "{type: uboot, preset: rauc, env_config: " + env_.string() + "}";
-  } else {
-    env_ = make_grubenv(dir_ / "boot", {});
-    bootloader_.type = "grub";
-    bootloader_.grub_env = env_;
-    bootloader_yaml = "{type: grub, grub_env: " + env_.string() + "}";
+  switch (scheme_) {
+    case BootScheme::uboot_rauc:
+    case BootScheme::uboot_mender:
+      bootloader_.preset = scheme_ == BootScheme::uboot_rauc ? "rauc" : "mender";
+      env_ = make_uboot_env(dir_ / "boot", scheme_ == BootScheme::uboot_rauc ? "" : mender_board_env());
+      bootloader_.type = "uboot";
+      bootloader_.env_config = env_;
+      bootloader_yaml_ = "{type: uboot, preset: " + bootloader_.preset + ", env_config: " + env_.string() + "}";
+      break;
+    case BootScheme::grub_rauc:
+      env_ = make_grubenv(dir_ / "boot", {});
+      bootloader_.type = "grub";
+      bootloader_.grub_env = env_;
+      bootloader_yaml_ = "{type: grub, grub_env: " + env_.string() + "}";
+      break;
+    case BootScheme::tryboot:
+      env_ = dir_ / "boot";  // the boot partition (partition 1), where autoboot.txt lives
+      bootloader_.type = "tryboot";
+      bootloader_.boot_dir = env_;
+      bootloader_yaml_ = "{type: tryboot, boot_dir: " + env_.string() + "}";
+      break;
   }
   // Provisioning: slot A committed, as a factory image leaves it.
   auto bootloader = bootenv::make_bootloader(bootloader_);
   if (!bootloader) throw std::runtime_error(bootloader.error().message);
   if (auto st = (*bootloader)->mark_good(Slot::a); !st) throw std::runtime_error(st.error().message);
-  write_file(dir_ / "reboot.sh", "#!/bin/sh\necho \"reboot $*\" >> '" + (dir_ / "reboot-requested").string() + "'\n");
+  // One line per reboot command: "reboot", then each argument as one [word].
+  write_file(dir_ / "reboot.sh", "#!/bin/sh\n{ printf reboot; for a in \"$@\"; do printf ' [%s]' \"$a\"; done; echo; } >> '" +
+                                     (dir_ / "reboot-requested").string() + "'\n");
   stdfs::permissions(dir_ / "reboot.sh", stdfs::perms::owner_all);
-  device_->write_config("rootfs:\n  a: " + slot_path(Slot::a).string() + "\n  b: " + slot_path(Slot::b).string() +
-                        "\n  cmdline: " + (dir_ / "cmdline").string() + "\n  bootloader: " + bootloader_yaml +
-                        "\n  reboot: [" + (dir_ / "reboot.sh").string() + "]\n  boot_id: " +
-                        (dir_ / "boot_id").string() + "\n");
+  slot_specs_ = {slot_path(Slot::a).string(), slot_path(Slot::b).string()};
+  write_config();
+}
+
+void RootfsDevice::write_config() {
+  device_->write_config("rootfs:\n  a: " + slot_specs_[0] + "\n  b: " + slot_specs_[1] + "\n  cmdline: " +
+                        (dir_ / "cmdline").string() + "\n  bootloader: " + bootloader_yaml_ + "\n  reboot: [" +
+                        (dir_ / "reboot.sh").string() + "]\n  boot_id: " + (dir_ / "boot_id").string() + "\n");
+}
+
+void RootfsDevice::set_slot_spec(Slot slot, const std::string& spec) {
+  slot_specs_[slot == Slot::a ? 0 : 1] = spec;
+  write_config();
 }
 
 RootfsDevice::~RootfsDevice() = default;
@@ -192,9 +255,16 @@ stdfs::path RootfsDevice::slot_path(Slot slot) const { return dir_ / (slot == Sl
 
 Slot RootfsDevice::boot(bool start, const std::map<std::string, std::string>& env) {
   if (device_->running()) device_->stop();  // the old system goes down; a killed one is reaped
+  const bool tryboot_flag = reboot_arguments() == std::vector<std::string>{"0 tryboot"};
   std::error_code ec;
   stdfs::remove(dir_ / "reboot-requested", ec);
-  Slot slot = scheme_ == BootScheme::uboot_rauc ? boot_uboot_rauc(env_) : boot_grub_rauc(env_);
+  Slot slot = Slot::a;
+  switch (scheme_) {
+    case BootScheme::uboot_rauc: slot = boot_uboot_rauc(env_); break;
+    case BootScheme::grub_rauc: slot = boot_grub_rauc(env_); break;
+    case BootScheme::uboot_mender: slot = boot_uboot_mender(env_); break;
+    case BootScheme::tryboot: slot = boot_tryboot(env_, tryboot_flag); break;
+  }
   write_file(dir_ / "cmdline", "console=ttyS0 root=" + slot_path(slot).string() + " rootwait rw\n");
   write_file(dir_ / "boot_id", "boot-" + std::to_string(++boots_) + "\n");
   if (start) device_->start(env, /*wait_ready=*/env.empty());
@@ -209,8 +279,28 @@ int RootfsDevice::reboot_requests() const {
   return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
+std::vector<std::string> RootfsDevice::reboot_arguments() const {
+  if (!reboot_requested()) return {};
+  std::istringstream in(read_file(dir_ / "reboot-requested"));
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  std::vector<std::string> args;
+  for (auto open = last.find(" ["); open != std::string::npos; open = last.find(" [", open + 1)) {
+    auto close = last.find("]", open);
+    if (close == std::string::npos) break;
+    args.push_back(last.substr(open + 2, close - open - 2));
+  }
+  return args;
+}
+
 std::string RootfsDevice::publish(const std::string& version, int probe_exit, bool wrong_digest,
                                   const std::string& delta_base, std::size_t image_size) {
+  return publish(RootfsRelease{version, probe_exit, wrong_digest, delta_base, image_size, std::nullopt, {}});
+}
+
+std::string RootfsDevice::publish(const RootfsRelease& release) {
+  const auto& [version, probe_exit, wrong_digest, delta_base, image_size, declared_size, extra_spec] = release;
   std::string image = rootfs_image(version, image_size);
   const auto repo = fleet_->repo().dir();
   stdfs::create_directories(repo / "payloads");
@@ -238,7 +328,7 @@ std::string RootfsDevice::publish(const std::string& version, int probe_exit, bo
   write_file(repo / ("releases/rootfs-" + version + ".yaml"),
              "apiVersion: eddy/v1\nkind: Release\nmetadata: {name: rootfs-" + version + "}\nspec:\n  target: rootfs\n" +
                  "  version: " + version + "\n  payload:\n    type: rootfs\n    path: " + rel + "\n    sha256: " + sha +
-                 "\n    size: " + std::to_string(stdfs::file_size(repo / rel)) + "\n" + deltas +
+                 "\n    size: " + std::to_string(declared_size.value_or(stdfs::file_size(repo / rel))) + "\n" + deltas + extra_spec +
                  "  analysis:\n    interval: 100ms\n    iterations: 2\n    threshold: 0\n    probes:\n"
                  "      - {name: selftest, exec: {command: [/bin/sh, -c, \"exit " +
                  std::to_string(probe_exit) + "\"], timeout: 10s}}\n");
@@ -266,6 +356,8 @@ std::string RootfsDevice::check(std::string* output) const {
 }
 
 Slot RootfsDevice::primary() const {
+  // The firmware reads autoboot.txt itself; which section depends on the reboot's flag.
+  if (scheme_ == BootScheme::tryboot) return boot_tryboot(env_, reboot_arguments() == std::vector<std::string>{"0 tryboot"});
   auto bootloader = bootenv::make_bootloader(bootloader_);
   if (!bootloader) throw std::runtime_error(bootloader.error().message);
   auto slot = (*bootloader)->primary();

@@ -10,7 +10,10 @@
 // starts eddyd again.
 #pragma once
 
+#include <array>
 #include <map>
+#include <optional>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +42,15 @@ bootenv::Slot boot_uboot_rauc(const stdfs::path& env_config);
 // bootcount counts only while upgrade_available=1; past bootlimit, mender_altbootcmd switches
 // mender_boot_part and clears upgrade_available; then mender_boot_part boots.
 bootenv::Slot boot_uboot_mender(const stdfs::path& env_config, int part_a = 2, int part_b = 3);
+// The U-Boot environment a Mender-style board starts with ("NAME=value" lines; README, "Preparing
+// a board"): bootlimit, altbootcmd and mender_altbootcmd, committed on partition `part_a`.
+std::string mender_board_env(int part_a = 2, int part_b = 3);
+
+// The Raspberry Pi firmware reading `dir`/autoboot.txt: lines apply under [all] (and before any
+// section), lines under [tryboot] only when the reboot carried the one-shot tryboot flag (`reboot
+// "0 tryboot"`), other filters not at all; the last boot_partition that applies wins. The flag
+// is the firmware's, not the file's: any other reset boots without it.
+bootenv::Slot boot_tryboot(const stdfs::path& dir, bool tryboot_flag, int part_a = 2, int part_b = 3);
 
 // A grubenv file made by grub-editenv in `dir`, with `assignments` ("NAME=value") set.
 stdfs::path make_grubenv(const stdfs::path& dir, const std::vector<std::string>& assignments);
@@ -50,7 +62,21 @@ bootenv::Slot boot_grub_rauc(const stdfs::path& grubenv);
 
 // ---- A device with A/B root file system slots ----------------------------------------------
 
-enum class BootScheme { uboot_rauc, grub_rauc };
+enum class BootScheme { uboot_rauc, grub_rauc, uboot_mender, tryboot };
+// "UbootRauc", "GrubRauc", "UbootMender", "Tryboot": test-name suffixes.
+std::string scheme_name(BootScheme scheme);
+inline void PrintTo(BootScheme scheme, std::ostream* os) { *os << scheme_name(scheme); }
+
+// One rootfs release for RootfsDevice::publish.
+struct RootfsRelease {
+  std::string version;
+  int probe_exit = 0;              // the exec probe's exit status
+  bool wrong_digest = false;       // a wrong sha256 of the payload, or with a delta a wrong image_sha256
+  std::string delta_base;          // a delta (made by `eddy release delta`) from this image, when given
+  std::size_t image_size = 3u << 20;
+  std::optional<std::uint64_t> declared_size;  // `size:` other than the payload's own
+  std::string extra_spec;          // more lines under spec: (indented by 2): compatible, allowDowngrade
+};
 
 // A root file system image of `size` bytes whose content depends on `version`: runs of repeated
 // bytes (compresses like a file system) with noise between them.
@@ -64,11 +90,15 @@ class RootfsDevice {
 
   // The bootloader's side of one boot (see above). `start`: eddyd starts on the booted system
   // (false: the new kernel hangs); `env` goes to eddyd (EDDY_FAULT_KILL_AT=...), which is then
-  // not waited for.
+  // not waited for. A boot that follows a reboot request whose arguments are "0 tryboot" carries
+  // the firmware's tryboot flag (tryboot scheme); any other boot (a power cut, a hang) does not.
   bootenv::Slot boot(bool start = true, const std::map<std::string, std::string>& env = {});
   bool reboot_requested() const;
   // How many times the reboot command ran since the last boot.
   int reboot_requests() const;
+  // The arguments of the last reboot command since the last boot, one word each (the reboot
+  // script records them as eddyd passed them); empty when none ran.
+  std::vector<std::string> reboot_arguments() const;
 
   // Publish rootfs `version` in the fleet repository: its image zstd-compressed, an exec probe
   // exiting with `probe_exit`, and a delta (made by `eddy release delta`) from `delta_base` when
@@ -76,6 +106,7 @@ class RootfsDevice {
   // slot_size()). Returns the image.
   std::string publish(const std::string& version, int probe_exit = 0, bool wrong_digest = false,
                       const std::string& delta_base = {}, std::size_t image_size = 3u << 20);
+  std::string publish(const RootfsRelease& release);
   static constexpr std::uint64_t slot_size() { return 8u << 20; }
 
   std::string slot_bytes(bootenv::Slot slot, std::size_t size) const;
@@ -83,8 +114,13 @@ class RootfsDevice {
   nlohmann::json status() const;
   // `eddy check --json`'s outcome ("" when eddyd did not answer).
   std::string check(std::string* output = nullptr) const;
-  // The bootloader's own view: the slot it boots next, and whether a trial is armed.
+  // The slot that boots next if the device reboots now: the bootloader environment's primary
+  // slot; for tryboot, what the firmware would boot with the flag of the reboot asked for (if any).
   bootenv::Slot primary() const;
+
+  // Name `slot` by `spec` in eddyd.yaml's rootfs section (the slot files otherwise); eddyd reads
+  // it at its next start.
+  void set_slot_spec(bootenv::Slot slot, const std::string& spec);
 
   Device& device() { return *device_; }
   const std::string& factory_image() const { return factory_; }
@@ -98,7 +134,11 @@ class RootfsDevice {
   std::unique_ptr<Device> device_;
   stdfs::path env_;
   bootenv::BootloaderConfig bootloader_;
+  std::string bootloader_yaml_;
+  std::array<std::string, 2> slot_specs_;  // rootfs.a and rootfs.b in eddyd.yaml
   int boots_ = 0;
+
+  void write_config();
 };
 
 }  // namespace eddy::testing
