@@ -1,5 +1,4 @@
 #include "ota/slot_sink.hpp"
-#include "platform/hex.hpp"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -17,7 +16,6 @@
 #include <future>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 #include "ota/sha256.hpp"
 #include "platform/fault.hpp"
