@@ -1,7 +1,7 @@
 // Eddy's side of bench/slot_install.sh: a zstd-compressed root filesystem image from a file into
 // a slot through the code path the update worker uses (VerifyingStream over the compressed bytes
 // against the release's sha256 and size, then write_slot_image: decode, SHA-256 of the image,
-// write, fdatasync, read-back verification). Wall time and peak memory are measured outside
+// write, read-back verification beside it, fdatasync). Wall time and peak memory are measured outside
 // (/usr/bin/time -v) so that they count the same things as for the other tools.
 #include <fcntl.h>
 #include <unistd.h>
@@ -59,8 +59,8 @@ int main(int argc, char** argv) {
   eddy::ota::SlotWriteOptions options;
   options.slot_name = "rootfs.b";
   options.expected_image_sha256 = image_sha256;
-  // The last report of each phase carries its duration: printed to tell decoding and writing
-  // from the read-back.
+  // The last report of each phase carries its duration: printed to tell decoding, writing and the
+  // read-back beside them from the read-back's tail (the last chunks, after fdatasync).
   std::chrono::milliseconds writing{0}, verifying{0};
   options.progress = [&](const eddy::ota::SlotWriteProgress& p) {
     (p.phase == eddy::ota::SlotWriteProgress::Phase::writing ? writing : verifying) = p.elapsed;
@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "slot_install_bench: %s\n", result.error().message.c_str());
     return 1;
   }
-  std::printf("eddy: %llu compressed bytes, %llu image bytes, sha256 %s, %.3f s (writing and fdatasync %.3f s, "
-              "read-back %.3f s)\n",
+  std::printf("eddy: %llu compressed bytes, %llu image bytes, sha256 %s, %.3f s (writing, with the read-back beside "
+              "it, %.3f s; the read-back's tail after fdatasync %.3f s)\n",
               static_cast<unsigned long long>(result->compressed_bytes),
               static_cast<unsigned long long>(result->image_bytes), result->image_sha256.c_str(), seconds,
               static_cast<double>(writing.count()) / 1000, static_cast<double>(verifying.count()) / 1000);

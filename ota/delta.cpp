@@ -247,10 +247,9 @@ Expected<SlotWriteResult> write_slot_from_delta(ByteStream& delta, const stdfs::
   auto account = [&](bool all) -> Status {
     while (output.pos - accounted >= write_chunk || (all && output.pos > accounted)) {
       std::size_t size = std::min(write_chunk, output.pos - accounted);
+      // The sink copies the chunk, writes it back (dirty pages do not pile up until the
+      // fdatasync) and reads it back from the device beside the decoding.
       if (auto s = sink.account(out_map->data() + accounted, size, bytes_in); !s) return s;
-      // Start writing back what is done, so dirty pages do not pile up until the fdatasync.
-      (void)::sync_file_range(sink.fd(), static_cast<off_t>(accounted), static_cast<off_t>(size),
-                              SYNC_FILE_RANGE_WRITE);
       accounted += size;
       out_map->release(accounted);
       base_map->release(base_map->size());

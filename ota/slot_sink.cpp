@@ -1,9 +1,7 @@
 #include "ota/slot_sink.hpp"
-#include "platform/hex.hpp"
 
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <sodium.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,7 +16,6 @@
 #include <future>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 #include "ota/sha256.hpp"
 #include "platform/fault.hpp"
@@ -47,44 +44,13 @@ using namespace detail;
 
 using Clock = std::chrono::steady_clock;
 
-// Read-back compares a fingerprint per block of this size, to say where a difference starts
-// without keeping the image: 8 bytes per MiB (128 KiB of fingerprints for a 16 GiB image).
-constexpr std::size_t block_size = 1u << 20;
 constexpr std::size_t alignment = 4096;
 
-// Per-block SipHash fingerprints (libsodium's crypto_shorthash, keyed at random per write):
-// cheap next to SHA-256, and only there to locate a difference that SHA-256 proves.
-class BlockFingerprints {
- public:
-  BlockFingerprints() { crypto_shorthash_keygen(key_.data()); }
-
-  // `data` starts at a block boundary; its last block may be partial only at the image's end.
-  void add(const char* data, std::size_t size) {
-    for (std::size_t at = 0; at < size; at += block_size)
-      fingerprints_.push_back(of(data + at, std::min(block_size, size - at)));
-  }
-  // The first block of `data` (at `offset`, a block boundary) whose fingerprint differs.
-  std::optional<std::uint64_t> first_difference(std::uint64_t offset, const char* data, std::size_t size) const {
-    for (std::size_t at = 0; at < size; at += block_size) {
-      std::size_t index = static_cast<std::size_t>((offset + at) / block_size);
-      if (index >= fingerprints_.size() || fingerprints_[index] != of(data + at, std::min(block_size, size - at)))
-        return offset + at;
-    }
-    return std::nullopt;
-  }
-
- private:
-  std::uint64_t of(const char* data, std::size_t size) const {
-    std::array<unsigned char, crypto_shorthash_BYTES> out{};
-    crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(data), size, key_.data());
-    std::uint64_t value = 0;
-    std::memcpy(&value, out.data(), sizeof value);
-    return value;
-  }
-
-  std::array<unsigned char, crypto_shorthash_KEYBYTES> key_{};
-  std::vector<std::uint64_t> fingerprints_;
-};
+// The chunks in flight: the caller fills one while the one before is written and hashed; the
+// writer then waits for the writeback of the chunk `sync_lag` before the one it wrote, and the
+// chunk before that is read back from the device. Their buffers form a ring.
+constexpr std::uint64_t sync_lag = 1;
+constexpr std::size_t ring_size = sync_lag + 3;
 
 struct FreeDeleter {
   void operator()(char* p) const { std::free(p); }
@@ -97,9 +63,12 @@ class ProgressReporter {
   ProgressReporter(const SlotProgressCallback& callback, std::chrono::milliseconds every)
       : callback_(callback), every_(every) {}
 
-  void start(SlotWriteProgress::Phase phase) {
+  // `done_before`: bytes_out already reached when the phase starts (the read-back's tail starts
+  // where the read-back beside the writing left it); the rate counts this phase's bytes only.
+  void start(SlotWriteProgress::Phase phase, std::uint64_t done_before = 0) {
     report_.phase = phase;
     report_.bytes_out = 0;
+    done_before_ = done_before;
     started_ = last_ = Clock::now();
   }
   void update(std::uint64_t bytes_in, std::uint64_t bytes_out, std::optional<std::uint64_t> image_size, bool last) {
@@ -112,7 +81,7 @@ class ProgressReporter {
     report_.image_size = image_size;
     report_.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - started_);
     double seconds = std::chrono::duration<double>(now - started_).count();
-    report_.bytes_per_second = seconds > 0 ? static_cast<double>(bytes_out) / seconds : 0;
+    report_.bytes_per_second = seconds > 0 ? static_cast<double>(bytes_out - std::min(bytes_out, done_before_)) / seconds : 0;
     callback_(report_);
   }
 
@@ -120,6 +89,7 @@ class ProgressReporter {
   const SlotProgressCallback& callback_;
   std::chrono::milliseconds every_;
   SlotWriteProgress report_;
+  std::uint64_t done_before_ = 0;
   Clock::time_point started_{};
   Clock::time_point last_{};
 };
@@ -201,8 +171,8 @@ Expected<std::size_t> pread_full(int fd, char* data, std::size_t size, std::uint
   return got;
 }
 
-// Runs `job` on a thread of its own, so that the caller's next step (decoding or reading the
-// next chunk) overlaps it; inline when no thread can be made. At most one job is out at a time.
+// Runs `job` on a thread of its own, so that the caller's next step (decoding the next chunk)
+// overlaps it; inline when no thread can be made.
 template <typename Job>
 std::future<std::invoke_result_t<Job>> beside(Job job) {
   try {
@@ -219,31 +189,121 @@ std::future<std::invoke_result_t<Job>> beside(Job job) {
 // (tmpfs, some FUSE file systems): the read-back then drops the cached pages first.
 UniqueFd open_direct(const stdfs::path& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT)); }
 
+// One chunk of the image on its way: its bytes stay here until they have been read back.
+struct Chunk {
+  AlignedBuffer data;
+  std::uint64_t offset = 0;
+  std::size_t size = 0;
+};
+
+// Wait until the chunk's bytes are on the device, then drop its clean pages from the cache.
+Status sync_chunk(int fd, const Chunk& chunk, const std::string& name, const stdfs::path& path) {
+  const auto offset = static_cast<off_t>(chunk.offset);
+  const auto size = static_cast<off_t>(chunk.size);
+  if (::sync_file_range(fd, offset, size,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+    const int err = errno;
+    // Not offered here (some file systems): fdatasync syncs all that was written so far instead.
+    if (err != EINVAL && err != ESPIPE && err != ENOSYS)
+      return std::unexpected(errno_error(err, "slot " + name + ": write back bytes " + std::to_string(chunk.offset) +
+                                                  " to " + std::to_string(chunk.offset + chunk.size) + " of",
+                                         path.string()));
+    if (::fdatasync(fd) != 0) return std::unexpected(errno_error(errno, "slot " + name + ": fdatasync", path.string()));
+  }
+  (void)::posix_fadvise(fd, offset, size, POSIX_FADV_DONTNEED);
+  return {};
+}
+
 }  // namespace
 
 namespace detail {
 
 struct SlotSink::State {
   OpenSlot slot;
-  // Two chunk buffers: the caller fills one while the other is written and hashed beside it.
-  std::array<AlignedBuffer, 2> buffers;
-  std::size_t current = 0;
-  // The chunk being written beside the caller, and where it goes.
-  std::future<Status> pending;
-  std::size_t pending_size = 0;
-  std::uint64_t pending_bytes_in = 0;
+  // The read-back's descriptor (O_DIRECT); empty where the file system refuses direct reads.
+  UniqueFd direct;
+  // Chunk k (counted from 0) is in ring[k % ring_size]; the read-back reads into read_buffer.
+  std::array<Chunk, ring_size> ring;
+  AlignedBuffer read_buffer;
+  std::uint64_t handed_over = 0;  // chunks handed over: the next one's number
+  std::uint64_t end = 0;          // bytes handed over
+  // The chunk being written beside the caller (the last one handed over).
+  std::future<Status> writing;
+  std::uint64_t writing_bytes_in = 0;
+  // The chunk being read back beside the caller (read_back - 1), and the bytes compared before it.
+  std::future<Status> reading;
+  std::uint64_t read_back = 0;
+  std::uint64_t read_back_bytes = 0;
   Sha256 sha;
-  BlockFingerprints fingerprints;
   ProgressReporter progress;
   bool passed_25 = false;
   bool passed_50 = false;
   explicit State(const SlotWriteOptions& options) : progress(options.progress, options.progress_every) {}
-  // A chunk still being written uses the members above: it ends before they go.
+  // Chunks still being written or read back use the members above: they end before they go.
   ~State() {
-    if (pending.valid()) pending.wait();
+    if (writing.valid()) writing.wait();
+    if (reading.valid()) reading.wait();
   }
   State(const State&) = delete;
   State& operator=(const State&) = delete;
+
+  // Write chunk k (unless its bytes are in the slot already), hash it, and wait for the chunk
+  // `sync_lag` before it to reach the device. Write-behind: this chunk's writeback starts at once
+  // and runs while it is hashed and the next one decodes, the final fdatasync has little left to
+  // do, and dirty pages stay at a few chunks, so a board with little memory is not pushed into
+  // reclaim by a large image.
+  Status write_and_sync(std::uint64_t k, bool already_in_slot, const std::string& name, const stdfs::path& path) {
+    const Chunk& chunk = ring[k % ring_size];
+    const int fd = slot.fd.get();
+    if (!already_in_slot) {
+      if (auto s = pwrite_all(fd, chunk.data.get(), chunk.size, chunk.offset, name, path); !s) return s;
+    }
+    // A hint: errors show when this chunk is waited for, one chunk later or at fdatasync.
+    (void)::sync_file_range(fd, static_cast<off_t>(chunk.offset), static_cast<off_t>(chunk.size),
+                            SYNC_FILE_RANGE_WRITE);
+    sha.update(chunk.data.get(), chunk.size);
+    if (k < sync_lag) return {};
+    return sync_chunk(fd, ring[(k - sync_lag) % ring_size], name, path);
+  }
+
+  // Read chunk k back from the device (it has been synced) and compare it with what was written:
+  // byte for byte with the bytes that were hashed and written, which the ring still holds.
+  Status read_back_chunk(std::uint64_t k, const SlotWriteOptions& options, const std::string& name,
+                         const stdfs::path& path) {
+    const Chunk& chunk = ring[k % ring_size];
+    if (options.before_read_back) options.before_read_back(chunk.offset, chunk.size);
+    char* out = read_buffer.get();
+    Expected<std::size_t> got = 0;
+    if (direct) {
+      // Whole blocks (the buffer, the offsets and write_chunk are aligned); a file's end may come
+      // first. A direct read also writes back any page still dirty in its range first.
+      got = pread_full(direct.get(), out, (chunk.size + alignment - 1) / alignment * alignment, chunk.offset, name,
+                       path);
+      // A device that refuses these direct reads (a block size above the alignment): read the
+      // rest through the page cache.
+      if (!got) direct = UniqueFd();
+    }
+    if (!direct) {
+      // The chunk is synced, so its pages are clean: Linux drops them (nobody maps them now), and
+      // the read goes to the device.
+      (void)::posix_fadvise(slot.fd.get(), static_cast<off_t>(chunk.offset), static_cast<off_t>(chunk.size),
+                            POSIX_FADV_DONTNEED);
+      got = pread_full(slot.fd.get(), out, chunk.size, chunk.offset, name, path);
+    }
+    if (!got) return std::unexpected(got.error());
+    if (*got < chunk.size)
+      return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(chunk.offset + *got) +
+                                      ": the slot ends there (" + path.string() + " shrank while being written?)");
+    const char* written = chunk.data.get();
+    if (std::memcmp(written, out, chunk.size) != 0) {
+      const auto at = static_cast<std::uint64_t>(std::mismatch(written, written + chunk.size, out).first - written);
+      return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(chunk.offset + at) +
+                                      ": " + path.string() +
+                                      " does not keep what was written; the storage may be failing (check it, "
+                                      "or replace it)");
+    }
+    return {};
+  }
 };
 
 SlotSink::SlotSink(const stdfs::path& slot, const SlotWriteOptions& options)
@@ -251,19 +311,24 @@ SlotSink::SlotSink(const stdfs::path& slot, const SlotWriteOptions& options)
 SlotSink::~SlotSink() = default;
 
 int SlotSink::fd() const { return state_ ? state_->slot.fd.get() : -1; }
-char* SlotSink::buffer() const { return state_ ? state_->buffers[state_->current].get() : nullptr; }
+char* SlotSink::buffer() const { return state_ ? state_->ring[state_->handed_over % ring_size].data.get() : nullptr; }
 
 Status SlotSink::open() {
-  if (sodium_init() < 0) return make_error(Errc::internal, "libsodium failed to initialise");
   auto state = std::make_unique<State>(options_);
   auto opened = open_slot(path_, name_, true);
   if (!opened) return std::unexpected(opened.error());
   state->slot = std::move(*opened);
   capacity_ = state->slot.size;
-  for (auto& buffer : state->buffers) {
+  auto allocate = [&](AlignedBuffer& buffer) {
     buffer.reset(static_cast<char*>(std::aligned_alloc(alignment, write_chunk)));
-    if (!buffer) return make_error(Errc::internal, "slot " + name_ + ": out of memory for the write buffers");
+    return buffer != nullptr;
+  };
+  for (auto& chunk : state->ring) {
+    if (!allocate(chunk.data)) return make_error(Errc::internal, "slot " + name_ + ": out of memory for the write buffers");
   }
+  if (!allocate(state->read_buffer))
+    return make_error(Errc::internal, "slot " + name_ + ": out of memory for the read-back buffer");
+  state->direct = open_direct(path_);
   state->progress.start(SlotWriteProgress::Phase::writing);
   state_ = std::move(state);
   return {};
@@ -281,54 +346,56 @@ Status SlotSink::set_image_size(std::uint64_t size) {
   return {};
 }
 
-Status SlotSink::write_buffer(std::size_t size, std::uint64_t bytes_in) {
+Status SlotSink::write_buffer(std::size_t size, std::uint64_t bytes_in) { return hand_over(size, bytes_in, false); }
+
+Status SlotSink::account(const char* data, std::size_t size, std::uint64_t bytes_in) {
+  for (std::size_t at = 0; at < size;) {
+    const std::size_t n = std::min(write_chunk, size - at);
+    std::memcpy(buffer(), data + at, n);
+    if (auto s = hand_over(n, bytes_in, true); !s) return s;
+    at += n;
+  }
+  return {};
+}
+
+Status SlotSink::hand_over(std::size_t size, std::uint64_t bytes_in, bool already_in_slot) {
   if (size == 0) return {};
   State& st = *state_;
-  const std::uint64_t offset = written_ + st.pending_size;
-  if (offset + size > capacity_) return std::unexpected(too_large(offset + size));
+  if (st.end + size > capacity_) return std::unexpected(too_large(st.end + size));
   if (auto s = drain(); !s) return s;
-  const char* data = st.buffers[st.current].get();
-  const int fd = st.slot.fd.get();
-  st.pending_size = size;
-  st.pending_bytes_in = bytes_in;
-  st.pending = beside([&st, data, size, offset, fd, this]() -> Status {
-    if (auto s = pwrite_all(fd, data, size, offset, name_, path_); !s) return s;
-    // Write-behind: start this chunk's writeback now, and wait for the previous chunk's (started
-    // one chunk ago) and drop its clean pages. The disk works while the next chunk decodes, the
-    // final fdatasync has little left to do, and dirty pages stay at two chunks: a board with
-    // little memory is not pushed into reclaim by a large image. Hints: errors show at fdatasync.
-    (void)::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
-    if (offset >= write_chunk) {
-      const auto previous = static_cast<off_t>(offset - write_chunk);
-      (void)::sync_file_range(fd, previous, static_cast<off_t>(write_chunk),
-                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-      (void)::posix_fadvise(fd, previous, static_cast<off_t>(write_chunk), POSIX_FADV_DONTNEED);
-    }
-    st.sha.update(data, size);
-    st.fingerprints.add(data, size);
-    return {};
-  });
-  st.current ^= 1;
+  if (auto s = read_back_synced(); !s) return s;
+  const std::uint64_t k = st.handed_over++;
+  Chunk& chunk = st.ring[k % ring_size];
+  chunk.offset = st.end;
+  chunk.size = size;
+  st.end += size;
+  st.writing_bytes_in = bytes_in;
+  st.writing = beside([&st, k, already_in_slot, this] { return st.write_and_sync(k, already_in_slot, name_, path_); });
   return {};
 }
 
 Status SlotSink::drain() {
   State& st = *state_;
-  if (!st.pending.valid()) return {};
-  Status status = st.pending.get();
-  const std::size_t size = std::exchange(st.pending_size, 0);
+  if (!st.writing.valid()) return {};
+  Status status = st.writing.get();
   if (!status) return status;
-  return note_written(size, st.pending_bytes_in);
+  return note_written(st.ring[(st.handed_over - 1) % ring_size].size, st.writing_bytes_in);
 }
 
-Status SlotSink::account(const char* data, std::size_t size, std::uint64_t bytes_in) {
-  if (size == 0) return {};
-  if (written_ + size > capacity_) return std::unexpected(too_large(written_ + size));
-  if (auto s = drain(); !s) return s;
+Status SlotSink::read_back_synced() {
   State& st = *state_;
-  st.sha.update(data, size);
-  st.fingerprints.add(data, size);
-  return note_written(size, bytes_in);
+  // Every chunk handed over has been written (drain()), and the chunks up to `sync_lag` before
+  // the last one are on the device.
+  const std::uint64_t synced = st.handed_over > sync_lag ? st.handed_over - sync_lag : 0;
+  while (st.read_back < synced) {
+    if (st.reading.valid()) {
+      if (auto s = st.reading.get(); !s) return s;
+      st.read_back_bytes += st.ring[(st.read_back - 1) % ring_size].size;
+    }
+    const std::uint64_t k = st.read_back++;
+    st.reading = beside([&st, k, this] { return st.read_back_chunk(k, options_, name_, path_); });
+  }
+  return {};
 }
 
 Status SlotSink::note_written(std::size_t size, std::uint64_t bytes_in) {
@@ -372,62 +439,25 @@ Expected<SlotWriteResult> SlotSink::finish(std::uint64_t bytes_in) {
                                                  result.image_sha256 + ", the release says " +
                                                  lowercase(*options_.expected_image_sha256));
 
+  // Everything is on the device now: the chunks the read-back beside the writing has not reached
+  // yet (the last ones) are read back here.
   fault::point("slot:before-verify");
-  if (options_.before_verify) options_.before_verify();
-
-  // Read back from the device, not from the page cache: through O_DIRECT where the file system
-  // takes it (a direct read also writes back any page still dirty in its range first), else after
-  // dropping the now clean cached pages, which Linux honours for pages nobody maps. Each chunk is
-  // checked and hashed beside the reading of the next.
-  UniqueFd direct = open_direct(path);
-  if (!direct) (void)::posix_fadvise(fd, 0, static_cast<off_t>(written), POSIX_FADV_DONTNEED);
-  st.progress.start(SlotWriteProgress::Phase::verifying);
-  Sha256 readback;
-  std::future<std::optional<std::uint64_t>> checking;  // declared after what it uses: joins first
-  auto collect = [&]() -> Status {
-    if (!checking.valid()) return {};
-    if (auto at = checking.get())
-      return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(*at) +
-                                      " (in the block of " + std::to_string(block_size) + " bytes from there): " +
-                                      path.string() + " does not keep what was written; the storage may be failing");
-    return {};
-  };
-  for (std::uint64_t offset = 0; offset < written;) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(write_chunk, written - offset));
-    char* out = st.buffers[st.current].get();
-    Expected<std::size_t> got = 0;
-    if (direct) {
-      // Whole blocks (the buffer, the offsets and write_chunk are aligned); a file's end may come first.
-      got = pread_full(direct.get(), out, (want + alignment - 1) / alignment * alignment, offset, name, path);
-      if (!got) {
-        // A device that refuses these direct reads (a block size above the alignment): read the
-        // rest through the page cache, dropped first.
-        direct = UniqueFd();
-        (void)::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(written - offset), POSIX_FADV_DONTNEED);
-      }
-    }
-    if (!direct) got = pread_full(fd, out, want, offset, name, path);
-    if (!got) return std::unexpected(got.error());
-    if (*got < want)
-      return make_error(Errc::io, "slot " + name + ": read-back differs at byte " + std::to_string(offset + *got) +
-                                      ": the slot ends there (" + path.string() + " shrank while being written?)");
-    if (auto s = collect(); !s) return std::unexpected(s.error());
-    checking = beside([&st, &readback, out, offset, want]() -> std::optional<std::uint64_t> {
-      if (auto at = st.fingerprints.first_difference(offset, out, want)) return at;
-      readback.update(out, want);
-      return std::nullopt;
-    });
-    st.current ^= 1;
-    offset += want;
-    st.progress.update(bytes_in, offset, image_size_, false);
+  if (st.reading.valid()) {
+    if (auto s = st.reading.get(); !s) return std::unexpected(s.error());
+    st.read_back_bytes += st.ring[(st.read_back - 1) % ring_size].size;
   }
-  if (auto s = collect(); !s) return std::unexpected(s.error());
-  st.progress.update(bytes_in, written, image_size_, true);
-  auto digest = readback.finish_hex();
-  if (!digest) return std::unexpected(digest.error().with_context("slot " + name));
-  if (*digest != result.image_sha256)
-    return make_error(Errc::io, "slot " + name + ": read-back differs: sha256 " + *digest + " read, " +
-                                    result.image_sha256 + " written (" + path.string() + ")");
+  st.progress.start(SlotWriteProgress::Phase::verifying, st.read_back_bytes);
+  while (st.read_back < st.handed_over) {
+    const std::uint64_t k = st.read_back++;
+    if (auto s = st.read_back_chunk(k, options_, name, path); !s) return std::unexpected(s.error());
+    st.read_back_bytes += st.ring[k % ring_size].size;
+    st.progress.update(bytes_in, st.read_back_bytes, image_size_, false);
+  }
+  st.progress.update(bytes_in, st.read_back_bytes, image_size_, true);
+  if (st.read_back_bytes != written)
+    return make_error(Errc::internal, "slot " + name + ": " + std::to_string(st.read_back_bytes) +
+                                          " bytes were read back of the " + std::to_string(written) +
+                                          " written (a bug: the image is not verified)");
   return result;
 }
 

@@ -21,7 +21,10 @@ struct SlotWriteProgress {
   enum class Phase { writing, verifying };
   Phase phase = Phase::writing;
   std::uint64_t bytes_in = 0;               // compressed bytes consumed
-  std::uint64_t bytes_out = 0;              // image bytes written (writing) or read back (verifying)
+  // Image bytes written (writing), or read back (verifying). The read-back runs beside the writing,
+  // each chunk once it is on the device; the verifying phase is its tail after the final fdatasync
+  // and starts where it had got to (bytes_per_second counts the phase's own bytes).
+  std::uint64_t bytes_out = 0;
   std::optional<std::uint64_t> image_size;  // from the zstd frame header when the encoder wrote it
   double bytes_per_second = 0;              // bytes_out over the phase's elapsed time
   std::chrono::milliseconds elapsed{0};
@@ -44,8 +47,10 @@ struct SlotWriteOptions {
   // delta decoder keeps no window buffer (it reads the base and the written image through
   // mappings), so this only refuses frames that ask for absurd distances. 31 (2 GiB) is zstd's limit.
   int max_delta_window_log = 31;
-  // Test hook: runs after fsync, before the read-back (tests corrupt the slot here).
-  std::function<void()> before_verify;
+  // Test hook: runs once for each chunk of the image (bytes [offset, offset + size) of the slot),
+  // after the chunk was written and synced, right before it is read back from the device (tests
+  // change the slot here). It runs on the read-back's thread, beside the writing of later chunks.
+  std::function<void(std::uint64_t offset, std::size_t size)> before_read_back;
 };
 
 struct SlotWriteResult {
@@ -55,9 +60,11 @@ struct SlotWriteResult {
 };
 
 // Decode `compressed` into `slot` (a block device, or a regular file standing in for one, which
-// is never truncated or grown: its size is the slot's size) from offset 0, fsync, then re-read
-// the written range and compare its SHA-256 with the one computed while writing (and with
-// options.expected_image_sha256). Memory is fixed: two 1 MiB write buffers, zstd's input buffer
+// is never truncated or grown: its size is the slot's size) from offset 0 and fsync; compare the
+// image's SHA-256 with options.expected_image_sha256; and read every chunk back from the device
+// (O_DIRECT, not the page cache) once it has been synced, comparing it byte for byte with what was
+// hashed and written. The read-back runs beside the decoding and writing of the next chunks.
+// Memory is fixed: five 1 MiB buffers (four chunks in flight, one read back), zstd's input buffer
 // and window (at most 2^max_window_log bytes). Block devices are opened with O_EXCL, so a
 // mounted slot (the active root filesystem) is refused.
 // Errors: an image larger than the slot: Errc::too_large, found before any byte goes past the

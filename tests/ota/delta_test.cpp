@@ -296,14 +296,26 @@ TEST_F(DeltaTest, ReadBackDifferenceIsAnIoError) {
   ASSERT_TRUE(info) << info.error().message;
   make_slot(path("slot"), 32 * MiB);
   auto options = expecting(versions_.image);
-  options.before_verify = [&] {
+  // Once the chunk holding the byte is on the device, before it is read back; '\x42' is not the
+  // image's byte there (the test would say so).
+  const std::uint64_t at = 5 * MiB + 17;
+  int planted = 0;
+  options.before_read_back = [&](std::uint64_t offset, std::size_t size) {
+    if (at < offset || at >= offset + size) return;
     std::fstream f(path("slot"), std::ios::binary | std::ios::in | std::ios::out);
-    f.seekp(5 * MiB + 17);
-    f.put('\x42');
+    f.seekg(static_cast<std::streamoff>(at));
+    char was = 0;
+    f.get(was);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put(static_cast<char>(was ^ 0x42));
+    ++planted;
   };
   auto result = apply(path("d.zst"), path("slot"), options);
   ASSERT_FALSE(result);
+  EXPECT_EQ(planted, 1);
   EXPECT_EQ(result.error().code, Errc::io) << result.error().message;
+  EXPECT_TRUE(result.error().message.find("read-back differs at byte " + std::to_string(at)) != std::string::npos)
+      << result.error().message;
 }
 
 TEST_F(DeltaTest, ImageLargerThanTheSlotIsRefusedBeforeWriting) {

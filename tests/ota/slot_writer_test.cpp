@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "ota/payload.hpp"
@@ -332,22 +333,85 @@ void flip_byte(const stdfs::path& path, std::uint64_t at, char mask) {
   ::close(fd);
 }
 
+std::string read_range(const stdfs::path& path, std::uint64_t offset, std::size_t size) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::string data(size, '\0');
+  in.read(data.data(), static_cast<std::streamsize>(size));
+  data.resize(static_cast<std::size_t>(in.gcount()));
+  return data;
+}
+
+// A hook for SlotWriteOptions::before_read_back: flips `mask` in the byte at `at` of `path` (the
+// slot, or the file behind it) once the chunk holding that byte has been written and synced, right
+// before it is read back; counts the chunks it saw and the bytes it planted.
+struct PlantByte {
+  stdfs::path path;
+  std::uint64_t at = 0;
+  char mask = 0x01;
+  std::uint64_t chunks = 0;
+  std::uint64_t planted = 0;
+  void operator()(std::uint64_t offset, std::size_t size) {
+    ++chunks;
+    if (at >= offset && at < offset + size) {
+      flip_byte(path, at, mask);
+      ++planted;
+    }
+  }
+};
+
+// The read-back runs beside the writing, a chunk at a time once it is on the device: a byte
+// changed on the device after its chunk was written and synced is found, and named exactly,
+// in a chunk read back while later chunks are still being written (5 MiB of 10) and in the last
+// one, read back after the final fdatasync.
 TEST(SlotWriter, ReadBackFindsABytePlantedBetweenWriteAndVerify) {
   TempDir dir;
-  make_image(dir / "image", 10 * MiB);
+  make_image(dir / "image", 10 * MiB + 4567);
   auto zst = compress(dir / "image");
-  make_slot(dir / "slot", 12 * MiB);
-  auto stream = verified(zst);
-  const std::uint64_t at = 5 * MiB + 123;
+  for (std::uint64_t at : {std::uint64_t{5 * MiB + 123}, std::uint64_t{10 * MiB + 4000}}) {
+    SCOPED_TRACE("byte " + std::to_string(at));
+    make_slot(dir / "slot", 12 * MiB);
+    auto stream = verified(zst);
+    PlantByte plant{dir / "slot", at};
+    SlotWriteOptions options;
+    options.slot_name = "rootfs.b";
+    options.before_read_back = std::ref(plant);
+    auto result = write_slot_image(*stream, dir / "slot", options);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, Errc::io);
+    EXPECT_EQ(plant.planted, 1u);
+    EXPECT_TRUE(contains(result.error().message, "slot rootfs.b: read-back differs at byte " + std::to_string(at)))
+        << result.error().message;
+  }
+}
+
+// Every chunk is read back once, each after it was written: the hook sees them in order, each
+// one exactly once, together covering the image.
+TEST(SlotWriter, ReadBackCoversEveryChunkOnceAfterItWasWritten) {
+  TempDir dir;
+  const std::uint64_t size = 7 * MiB + 333;
+  make_image(dir / "image", size);
+  auto zst = compress(dir / "image");
+  make_slot(dir / "slot", 8 * MiB);
+  std::vector<std::pair<std::uint64_t, std::size_t>> seen;
+  bool all_written = true;
   SlotWriteOptions options;
-  options.slot_name = "rootfs.b";
-  options.before_verify = [&] { flip_byte(dir / "slot", at, 0x01); };
+  options.before_read_back = [&](std::uint64_t offset, std::size_t n) {
+    seen.emplace_back(offset, n);
+    // What the hook is told has been synced is in the slot already.
+    all_written = all_written && read_range(dir / "slot", offset, n) == read_range(dir / "image", offset, n);
+  };
+  auto stream = verified(zst);
   auto result = write_slot_image(*stream, dir / "slot", options);
-  ASSERT_FALSE(result);
-  EXPECT_EQ(result.error().code, Errc::io);
-  // The fingerprint blocks are 1 MiB: the difference is reported at its block's start.
-  EXPECT_TRUE(contains(result.error().message, "slot rootfs.b: read-back differs at byte " + std::to_string(5 * MiB)))
-      << result.error().message;
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_TRUE(all_written);
+  std::uint64_t next = 0;
+  for (auto [offset, n] : seen) {
+    EXPECT_EQ(offset, next);
+    next = offset + n;
+  }
+  EXPECT_EQ(next, size);
+  EXPECT_EQ(seen.size(), 8u);
 }
 
 TEST(SlotWriter, SlotSizeAndRefusalOfOtherFileTypes) {
@@ -491,8 +555,9 @@ TEST(SlotWriter, WritesToALoopDevice) {
 }
 
 // The read-back must read the device, not the page cache: a byte changed underneath the block
-// device (in the loop device's backing file, which the slot's cached pages know nothing of) is
-// found, in the last chunk too (whose pages the write-behind has not dropped yet). The image's
+// device (in the loop device's backing file, which the slot's cached pages know nothing of) once
+// its chunk was synced is found, in a chunk read back while later ones are written, and in the
+// last chunk (whose pages the write-behind has not dropped: it is read back after fdatasync). The image's
 // length is not a multiple of the block size, so the direct reads' last block reaches past it.
 TEST(SlotWriter, ReadBackReadsTheDeviceNotThePageCache) {
   TempDir dir;
@@ -509,14 +574,16 @@ TEST(SlotWriter, ReadBackReadsTheDeviceNotThePageCache) {
   auto zst = compress(dir / "image");
   for (std::uint64_t at : {std::uint64_t{1 * MiB + 17}, std::uint64_t{10 * MiB + 500}}) {
     SCOPED_TRACE("byte " + std::to_string(at));
+    PlantByte plant{dir / "backing", at, 0x40};
     SlotWriteOptions options;
     options.slot_name = "rootfs.b";
-    options.before_verify = [&] { flip_byte(dir / "backing", at, 0x40); };
+    options.before_read_back = std::ref(plant);
     auto stream = verified(zst);
     auto result = write_slot_image(*stream, device, options);
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code, Errc::io);
-    EXPECT_TRUE(contains(result.error().message, "read-back differs at byte " + std::to_string(at / MiB * MiB)))
+    EXPECT_EQ(plant.planted, 1u);
+    EXPECT_TRUE(contains(result.error().message, "read-back differs at byte " + std::to_string(at)))
         << result.error().message;
   }
   // Untouched, the same write verifies.
