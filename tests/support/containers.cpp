@@ -162,6 +162,9 @@ HttpPoller::HttpPoller(int port, std::chrono::milliseconds timeout) : port_(port
       ++stats_.requests;
       if (r && r->status == 200) {
         ++answered_;
+        // From the previous answer to this one: a slow answer is a gap too, not only a failure.
+        auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_answer);
+        if (gap > stats_.longest_gap) stats_.longest_gap = gap;
         last_answer = now;
       } else {
         ++stats_.failures;
