@@ -4,6 +4,10 @@
 //
 //   container_swap [--rounds N]
 //
+// A good hand-over switches the service port through a redirect to the probed candidate
+// (iptables DNAT marked eddy:<target>, ContainerRuntime::redirect_ports); the bench checks that
+// no such rule is left after a round.
+//
 // Per strategy and round: requests made, requests failed, the longest time without an answer.
 // For a failed hand-over: the time from the failed verdict to the old container serving alone
 // (the candidate removed). Prints one line per round and the medians; bench/RESULTS.md keeps them.
@@ -109,6 +113,8 @@ int main(int argc, char** argv) {
       check(installer.promote(to, s, from), "promote " + to);
       if (!serving(to + "\n")) die(to + " does not serve");
       auto swap_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+      if (t::run({"sh", "-c", "iptables -w -t nat -S | grep -q -e 'eddy:" + target + "\\b'"}).exit_code == 0)
+        die("the hand-over left its port redirect (iptables -t nat -S | grep eddy:" + target + ")");
       if (!t::wait_until([&] { return poller.answered() > 0; })) die("no answer after the swap");
       auto stats = poller.stop();
       rows.push_back({stats.requests, stats.failures, static_cast<long long>(stats.longest_gap.count()), static_cast<long long>(swap_ms)});

@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+#include <thread>
 #include <vector>
 
+#include "platform/fault.hpp"
 #include "platform/fs.hpp"
+#include "platform/http_client.hpp"
 #include "platform/log.hpp"
 #include "platform/unique_fd.hpp"
 
@@ -219,20 +222,91 @@ Status ContainerInstaller::start(std::string_view version, const ContainerSettin
 
 Status ContainerInstaller::promote(std::string_view version, const ContainerSettings& settings,
                                    std::string_view previous) {
-  if (settings.strategy == SwapStrategy::hand_over) {
-    // The service ports are the old container's until it stops; the candidate keeps answering on
-    // its own ports until the new one is up.
-    if (!previous.empty()) {
-      if (auto st = runtime_.remove(container_name(previous)); !st) return st;
-    }
-    if (auto st = run_fresh(spec_for(container_name(version), version, settings, false)); !st) return st;
-    return runtime_.remove(candidate_name(version));
+  if (settings.strategy != SwapStrategy::hand_over) {
+    if (previous.empty() || previous == version) return {};
+    return runtime_.remove(container_name(previous));
   }
-  if (previous.empty() || previous == version) return {};
-  return runtime_.remove(container_name(previous));
+  // The service ports are the old container's until it goes, and the final container can only
+  // publish them then. The candidate (the same image, probed healthy) answers on its own address
+  // throughout: new connections to the service ports are redirected to it meanwhile, so that no
+  // client sees the port switch.
+  const std::string candidate = candidate_name(version);
+  const auto final_spec = spec_for(container_name(version), version, settings, false);
+  auto redirected = bridge_to(candidate, final_spec.ports);
+  if (!redirected) return std::unexpected(redirected.error());
+  const bool bridged = *redirected;
+  struct DropRedirect {
+    ContainerInstaller* self = nullptr;
+    ~DropRedirect() {
+      if (!self) return;
+      if (auto st = self->runtime_.remove_redirects(self->target_.name); !st)
+        log::warning(self->target_.name + ": " + st.error().message + " (settle() removes it later)");
+    }
+  } drop_on_failure{bridged ? this : nullptr};
+  fault::point("container:redirected");
+  if (!previous.empty()) {
+    if (bridged) runtime_.drain(container_name(previous), target_.stop_grace);
+    if (auto st = runtime_.remove(container_name(previous)); !st) return st;
+  }
+  if (auto st = run_fresh(final_spec); !st) return st;
+  if (bridged) {
+    wait_answering(final_spec);
+    fault::point("container:final-started");
+    drop_on_failure.self = nullptr;
+    // A rule left here would send clients to the candidate after it goes: it stays until removed.
+    if (auto st = runtime_.remove_redirects(target_.name); !st) return st;
+    runtime_.drain(candidate, target_.stop_grace);
+  }
+  return runtime_.remove(candidate);
+}
+
+Expected<bool> ContainerInstaller::bridge_to(const std::string& candidate, const std::vector<PortMapping>& ports) {
+  if (ports.empty()) return false;
+  auto inserted = runtime_.redirect_ports(target_.name, candidate, ports);
+  if (!inserted) {
+    log::warning(target_.name + ": the service ports are not redirected to " + candidate + " during the hand-over (" +
+                 inserted.error().message + "): they do not answer between the old container's removal and the new "
+                 "one's start");
+    return false;
+  }
+  // A redirect that matches but leads nowhere (a runtime that leaves loopback unroutable to its
+  // bridge) would be worse than the gap: each TCP port is tried through it first.
+  for (const auto& p : ports) {
+    if (p.protocol != "tcp") continue;
+    const std::string host = p.host_ip.empty() || p.host_ip == "0.0.0.0" ? "127.0.0.1" : p.host_ip;
+    const std::string address = host + ":" + std::to_string(p.host_port);
+    if (auto reached = http::check_tcp(address, std::chrono::seconds(2)); !reached) {
+      if (auto st = runtime_.remove_redirects(target_.name); !st) return std::unexpected(st.error());
+      log::warning(target_.name + ": the redirect of " + address + " to " + candidate + " does not connect (" +
+                   reached.error().message + "); the hand-over goes on without it, with a gap");
+      return false;
+    }
+  }
+  log::info(target_.name + ": service ports redirected to " + candidate + " while the final container starts");
+  return true;
+}
+
+void ContainerInstaller::wait_answering(const ContainerSpec& spec) {
+  auto found = runtime_.addresses(spec.name);
+  if (!found || found->empty()) return;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (const auto& p : spec.ports) {
+    if (p.protocol != "tcp") continue;  // UDP cannot be asked; the container was started
+    const std::string address = found->front() + ":" + std::to_string(p.container_port);
+    while (!http::check_tcp(address, std::chrono::milliseconds(500))) {
+      if (std::chrono::steady_clock::now() >= until) {
+        log::warning(target_.name + ": " + spec.name + " does not answer at " + address +
+                     " after 30 s; the redirect to the candidate goes anyway");
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
 }
 
 Status ContainerInstaller::settle(std::string_view version, const std::optional<ContainerSettings>& settings) {
+  // A port redirect left by a hand-over that a crash interrupted (its candidate goes below).
+  if (auto st = runtime_.remove_redirects(target_.name); !st) return st;
   auto names = runtime_.containers_labelled("eddy.target", target_.name);
   if (!names) return std::unexpected(names.error());
   const std::string keep = version.empty() ? std::string() : container_name(version);

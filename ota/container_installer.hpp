@@ -3,9 +3,11 @@
 // runtime seam (platform/container_runtime.hpp), swapped in by the release's strategy:
 //
 // - hand-over: the new version starts beside the old one as `<name>-candidate`, publishing its
-//   ports' `candidate` host ports (the release's probes address those). Passing: the old one is
-//   stopped and the new version is started on the service ports, then the candidate goes.
-//   Failing: the candidate goes and the old one never stopped.
+//   ports' `candidate` host ports (the release's probes address those). Passing: the service
+//   ports are redirected to the candidate (iptables, tagged `eddy:<target>`), the old one is
+//   removed, the new version is started on the service ports, and once it answers the redirect
+//   and then the candidate go: no connection finds the service port closed. Failing: the
+//   candidate goes and the old one never stopped.
 // - download-then-stop: the image is staged while the old container serves; then the old one
 //   stops and the new one starts on the service ports and is probed there.
 // - stop-then-start: the old container stops before the download (a device without room for two),
@@ -90,6 +92,14 @@ class ContainerInstaller {
   // failure is a warning: the swap still works, as it did before.
   void pin_bridges_of(const std::string& container);
   std::filesystem::path download_path(std::string_view version) const;
+  // Redirect the service `ports` to the running `candidate` (ContainerRuntime::redirect_ports)
+  // and try each TCP port through it; false, with a log line saying why, when that cannot be done
+  // here: the hand-over then has the gap of one removal and one start, as before. An error only
+  // when a redirect that did not work cannot be removed again.
+  Expected<bool> bridge_to(const std::string& candidate, const std::vector<PortMapping>& ports);
+  // Until the container of `spec` accepts connections on its TCP ports at its own address (at
+  // most 30 s; then a log line).
+  void wait_answering(const ContainerSpec& spec);
 
   ContainerRuntime& runtime_;
   ContainerTarget target_;

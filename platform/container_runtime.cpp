@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include "platform/fs.hpp"
 #include "platform/log.hpp"
@@ -222,6 +223,102 @@ class CliRuntime final : public ContainerRuntime {
     return out;
   }
 
+  Expected<std::vector<std::string>> addresses(const std::string& name) override {
+    auto r = checked({"container", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}\n{{end}}",
+                      name},
+                     "read the addresses of container " + name);
+    if (!r) return std::unexpected(r.error());
+    return lines_of(r->output);
+  }
+
+  Status redirect_ports(const std::string& tag, const std::string& to, const std::vector<PortMapping>& ports) override {
+    auto to_addresses = addresses(to);
+    if (!to_addresses) return std::unexpected(to_addresses.error());
+    auto ipv4 = std::ranges::find_if(*to_addresses, [](const std::string& a) { return a.find(':') == std::string::npos; });
+    if (ipv4 == to_addresses->end())
+      return make_error(Errc::unsupported, "container " + to + " has no IPv4 address to redirect its ports to");
+    const std::string comment = "eddy:" + tag;
+    std::vector<std::vector<std::string>> rules;
+    for (const auto& p : ports) {
+      if (p.host_ip.find(':') != std::string::npos)
+        return make_error(Errc::unsupported, "the IPv6 port " + p.host_ip + " " + std::to_string(p.host_port) +
+                                                 " cannot be redirected (IPv4 only)");
+      std::vector<std::string> match;
+      if (p.host_ip.empty() || p.host_ip == "0.0.0.0") match = {"-m", "addrtype", "--dst-type", "LOCAL"};
+      else match = {"-d", p.host_ip + "/32"};
+      match.insert(match.end(), {"-p", p.protocol, "-m", p.protocol, "--dport", std::to_string(p.host_port), "-m",
+                                 "comment", "--comment", comment});
+      const std::string destination = *ipv4 + ":" + std::to_string(p.container_port);
+      for (const char* chain : {"PREROUTING", "OUTPUT"}) {
+        std::vector<std::string> rule = {"-I", chain, "1"};
+        rule.insert(rule.end(), match.begin(), match.end());
+        rule.insert(rule.end(), {"-j", "DNAT", "--to-destination", destination});
+        rules.push_back(std::move(rule));
+      }
+      rules.push_back({"-I", "POSTROUTING", "1", "-s", "127.0.0.0/8", "-d", *ipv4 + "/32", "-p", p.protocol, "-m",
+                       p.protocol, "--dport", std::to_string(p.container_port), "-m", "comment", "--comment", comment,
+                       "-j", "MASQUERADE"});
+    }
+    // The loopback masquerade first, so that no redirected connection from 127.0.0.1 goes out unmasqueraded.
+    std::ranges::stable_partition(rules, [](const auto& rule) { return rule[1] == "POSTROUTING"; });
+    for (const auto& rule : rules) {
+      auto r = iptables(rule);
+      if (r) continue;
+      (void)remove_redirects(tag);
+      return std::unexpected(r.error());
+    }
+    return {};
+  }
+
+  Status remove_redirects(const std::string& tag) override {
+    auto listed = iptables({"-S"});
+    if (!listed) return listed.error().code == Errc::unsupported ? Status{} : Status(std::unexpected(listed.error()));
+    const std::string comment = "eddy:" + tag;
+    for (const auto& line : lines_of(listed->output)) {
+      // `-A CHAIN … -m comment --comment "eddy:<tag>" …`: the same words after -D delete it.
+      std::vector<std::string> words;
+      std::istringstream in(line);
+      for (std::string w; in >> w;) {
+        if (w.size() >= 2 && w.front() == '"' && w.back() == '"') w = w.substr(1, w.size() - 2);
+        words.push_back(w);
+      }
+      auto at = std::ranges::find(words, "--comment");
+      if (words.size() < 2 || words[0] != "-A" || at == words.end() || std::next(at) == words.end() ||
+          *std::next(at) != comment)
+        continue;
+      words[0] = "-D";
+      if (auto r = iptables(words); !r) return std::unexpected(r.error());
+      log::info("removed the port redirect `" + line + "`");
+    }
+    return {};
+  }
+
+  void drain(const std::string& name, std::chrono::milliseconds deadline) override {
+    auto found = addresses(name);
+    if (!found) return;
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    for (const auto& address : *found) {
+      for (;;) {
+        auto r = runner_({"conntrack", "--dump", "--proto", "tcp", "--state", "ESTABLISHED", "--reply-src", address});
+        if (!r || r->timed_out || r->exit_code != 0) {
+          log::warning("cannot list the connections to " + name + " at " + address + " (" +
+                       (!r ? r.error().message : tail(r->output, 200)) +
+                       "): it is removed without waiting for them (install conntrack)");
+          break;
+        }
+        const auto established = std::ranges::count_if(lines_of(r->output), [](const std::string& l) { return l.starts_with("tcp"); });
+        if (established == 0) break;
+        if (std::chrono::steady_clock::now() >= until) {
+          log::warning(name + ": " + std::to_string(established) + " connections still open after " +
+                       std::to_string(deadline.count()) + " ms; they are cut");
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    forget_connections(*found);
+  }
+
   Status remove_image(const std::string& id) override {
     std::vector<std::string> args = {"rmi", id};
     auto r = call(args);
@@ -237,10 +334,8 @@ class CliRuntime final : public ContainerRuntime {
 
   // The IPv4 addresses of a running container (none when it is missing or has no network).
   std::vector<std::string> addresses_of(const std::string& name) {
-    auto r = call({"container", "inspect", "--format",
-                   "{{range .NetworkSettings.Networks}}{{.IPAddress}}\n{{end}}", name});
-    if (!r || r->exit_code != 0) return {};
-    return lines_of(r->output);
+    auto found = addresses(name);
+    return found ? *found : std::vector<std::string>{};
   }
 
   // The host's connection tracking keeps a published port's NAT towards a container after the
@@ -283,6 +378,19 @@ class CliRuntime final : public ContainerRuntime {
     }
     if (!r) return std::unexpected(r.error().with_context(std::string(name_())));
     if (r->timed_out) return make_error(Errc::timeout, process::describe(argv) + ": did not finish in time");
+    return r;
+  }
+
+  // `iptables -w -t nat <args>`; Errc::unsupported when iptables cannot run here.
+  Expected<process::Result> iptables(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"iptables", "-w", "-t", "nat"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = runner_(argv);
+    if (!r) return make_error(Errc::unsupported, "iptables cannot run here: " + r.error().message);
+    if (r->timed_out) return make_error(Errc::timeout, process::describe(argv) + ": did not finish in time");
+    if (r->exit_code != 0)
+      return make_error(Errc::process, process::describe(argv) + " exited with status " + std::to_string(r->exit_code) +
+                                           (r->output.empty() ? "" : ": " + tail(r->output, 400)));
     return r;
   }
 

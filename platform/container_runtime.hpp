@@ -84,6 +84,26 @@ class ContainerRuntime {
   // is attached to, for pin_bridge_address. Docker fixes its bridges' MAC addresses itself: none.
   virtual Expected<std::vector<std::string>> bridges_of(const std::string& name) = 0;
   virtual Expected<std::vector<ImageRecord>> images() = 0;
+  // The IPv4 addresses of container `name` on its networks (none when it has none: `host`, `none`).
+  virtual Expected<std::vector<std::string>> addresses(const std::string& name) = 0;
+
+  // A port switch without a gap (hand-over): new connections to each port's host_ip:host_port
+  // (host_ip empty or 0.0.0.0: any of the host's addresses) go to the running container `to`, at
+  // its own address and the port's container_port, while the container that publishes the port
+  // is replaced. iptables rules in the nat table, inserted ahead of the runtime's own publishing
+  // rules (Podman's NETAVARK-*, Docker's DOCKER chains) and marked with the comment `eddy:<tag>`:
+  // a DNAT in PREROUTING (other hosts) and OUTPUT (this host), and a MASQUERADE in POSTROUTING
+  // for loopback clients (127.0.0.1 reaches a container only from another source address).
+  // Errc::unsupported when it cannot be done here (no iptables, an IPv6 port, `to` without an
+  // IPv4 address); the rules inserted before a failure are removed again.
+  virtual Status redirect_ports(const std::string& tag, const std::string& to, const std::vector<PortMapping>& ports) = 0;
+  // Remove every rule marked `eddy:<tag>` (none there is not an error; no iptables neither).
+  virtual Status remove_redirects(const std::string& tag) = 0;
+  // Let the connections that container `name` serves finish: wait (up to `deadline`) until the
+  // host's connection tracking shows none established towards it, then forget every entry
+  // towards it, so that a new connection reusing a client port is not sent there again. Best
+  // effort: without conntrack it logs why and returns.
+  virtual void drain(const std::string& name, std::chrono::milliseconds deadline) = 0;
   // Remove an image by id; the runtime refuses one that a container uses (Errc::conflict).
   virtual Status remove_image(const std::string& id) = 0;
 };

@@ -66,6 +66,10 @@ class ContainerDeviceTest : public ::testing::Test {
     return names;
   }
   std::string name_of(const std::string& v) { return "eddy-" + target_ + "-" + v; }
+  // The nat rules of this target's hand-over redirect (comment eddy:<target>).
+  int redirect_rules() {
+    return std::stoi(run({"sh", "-c", "iptables -w -t nat -S | grep -c -e 'eddy:" + target_ + "\\b'"}).output);
+  }
 
   void install_v1() {
     publish("1.0.0", true);
@@ -100,6 +104,11 @@ TEST_F(ContainerDeviceTest, HandOverGoodImageRollBackBadImage) {
     auto stats = poller.stop();
     std::cout << "hand-over of a good image through eddyd: " << stats.requests << " requests, " << stats.failures
               << " failed, longest gap " << stats.longest_gap.count() << " ms\n";
+    // Issue 5's goal: the service port switches without a failed request (redirected to the
+    // healthy candidate while the old container goes and the new one starts).
+    EXPECT_EQ(stats.failures, 0) << stats.requests << " requests; first failure: " << stats.first_failure << "\n"
+                                 << device_->log();
+    EXPECT_EQ(redirect_rules(), 0) << "the redirect to the candidate was left";
   }
   EXPECT_EQ(device_->current_version(target_), "2.0.0");
   EXPECT_EQ(containers(), std::vector<std::string>{name_of("2.0.0")});
@@ -173,6 +182,10 @@ TEST_P(ContainerKillInState, EndsWithOneHealthyContainer) {
   ASSERT_TRUE(status) << "eddyd never reached " << c.point << "\n" << device_->log();
   ASSERT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << device_->log();
   device_->kill_session();
+  // Killed in the middle of the port switch: the redirect to the candidate is still there.
+  if (c.point.starts_with("container:")) {
+    EXPECT_GT(redirect_rules(), 0) << device_->log();
+  }
 
   device_->start();
   auto r = device_->eddy({"check"});
@@ -180,12 +193,15 @@ TEST_P(ContainerKillInState, EndsWithOneHealthyContainer) {
   EXPECT_EQ(device_->current_version(target_), c.end_version) << r.output << device_->log();
   EXPECT_TRUE(wait_until([&] { return serving() == c.end_version + "\n"; })) << serving() << device_->log();
   EXPECT_EQ(containers(), std::vector<std::string>{name_of(c.end_version)}) << device_->log();
+  EXPECT_EQ(redirect_rules(), 0) << "a port redirect was left\n" << device_->log();
 }
 
 INSTANTIATE_TEST_SUITE_P(
     States, ContainerKillInState,
     ::testing::Values(KillCase{"stream:mid", true, "2.0.0"}, KillCase{"state:staged", true, "2.0.0"},
                       KillCase{"state:activating", true, "2.0.0"}, KillCase{"state:probing", true, "2.0.0"},
+                      KillCase{"container:redirected", true, "2.0.0"},
+                      KillCase{"container:final-started", true, "2.0.0"},
                       KillCase{"state:committed", true, "2.0.0"}, KillCase{"state:rolling-back", false, "1.0.0"},
                       KillCase{"state:rolled-back", false, "1.0.0"}),
     kill_case_name);

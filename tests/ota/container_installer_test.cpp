@@ -105,6 +105,11 @@ TEST_F(ContainerInstallerTest, HandOverGoodThenBadImage) {
   std::cout << "hand-over of a good image: " << good.requests << " requests, " << good.failures
             << " failed, longest gap " << good.longest_gap.count() << " ms\n";
   EXPECT_GT(good.requests - good.failures, 0);
+  // Issue 5's goal: the service port switches to the new container without a failed request
+  // (redirected to the healthy candidate while the old one goes and the final one starts).
+  EXPECT_EQ(good.failures, 0) << good.requests << " requests; first failure: " << good.first_failure;
+  EXPECT_EQ(t::run({"sh", "-c", "iptables -w -t nat -S | grep -c -e 'eddy:" + target_ + "\\b'"}).output, "0\n")
+      << "the redirect to the candidate was left";
   EXPECT_EQ(runtime_->containers_labelled("eddy.target", target_).value(),
             std::vector<std::string>{installer_->container_name("2")});
 

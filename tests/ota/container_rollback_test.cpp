@@ -102,6 +102,7 @@ TEST_F(ContainerRollbackTest, RuntimeErrorDuringIsStagedKeepsTheServingVersion) 
 // updater keeps the update in rolling-back and recovery retries), and the serving container is
 // neither removed nor started again.
 TEST_F(ContainerRollbackTest, TransientInspectErrorNeverReplacesTheServingContainer) {
+  rec_.reply(0);                                                // iptables -S: no port redirect left
   rec_.reply(0, "eddy-web-2.0.0\neddy-web-3.0.0-candidate\n");  // ps --all --filter label=…
   rec_.reply(0);                                                // the candidate's addresses: none
   rec_.reply(0);                                                // rm --force the candidate
@@ -121,6 +122,7 @@ TEST_F(ContainerRollbackTest, TransientInspectErrorNeverReplacesTheServingContai
       << "the serving container was started again";
 
   // Asked again with the runtime answering, the same restore keeps the running container as it is.
+  rec_.reply(0);  // iptables -S
   rec_.reply(0, "eddy-web-2.0.0\n");
   rec_.reply(0, "true 1111\n");
   ASSERT_TRUE(target_->restore("2.0.0", warnings));
@@ -129,6 +131,7 @@ TEST_F(ContainerRollbackTest, TransientInspectErrorNeverReplacesTheServingContai
 
 // A container the runtime really does not know (its own words) is started again by settle().
 TEST_F(ContainerRollbackTest, MissingServingContainerIsStartedAgain) {
+  rec_.reply(0);  // iptables -S
   rec_.reply(0, "eddy-web-3.0.0-candidate\n");
   rec_.reply(0);
   rec_.reply(0);
@@ -164,6 +167,7 @@ TEST_F(ContainerRollbackTest, UnreadableStoreDuringDiscardRemovesNothing) {
 // With the store readable, discarding the failed version settles on the committed one: the
 // candidate goes, the serving container stays.
 TEST_F(ContainerRollbackTest, DiscardSettlesOnTheCommittedVersion) {
+  rec_.reply(0);  // iptables -S
   rec_.reply(0, "eddy-web-2.0.0\neddy-web-3.0.0-candidate\n");
   rec_.reply(0);
   rec_.reply(0);
@@ -173,6 +177,45 @@ TEST_F(ContainerRollbackTest, DiscardSettlesOnTheCommittedVersion) {
   EXPECT_TRUE(removes(calls, "eddy-web-3.0.0-candidate"));
   EXPECT_FALSE(removes(calls, "eddy-web-2.0.0"));
   EXPECT_EQ(target_->current_version(), "2.0.0");
+}
+
+// A hand-over interrupted by a crash can leave its port redirect (to a candidate that settle()
+// removes): settle() removes every rule marked eddy:<target> first, and another target's stays.
+TEST_F(ContainerRollbackTest, SettleRemovesALeftoverPortRedirect) {
+  rec_.reply(0,
+             "-P OUTPUT ACCEPT\n"
+             "-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -m comment --comment \"eddy:web\" -j DNAT "
+             "--to-destination 10.88.0.9:80\n"
+             "-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8081 -m comment --comment \"eddy:webcam\" -j DNAT "
+             "--to-destination 10.88.0.5:80\n");
+  rec_.reply(0);  // the -D
+  rec_.reply(0, "eddy-web-2.0.0\neddy-web-3.0.0-candidate\n");
+  rec_.reply(0);
+  rec_.reply(0);
+  rec_.reply(0, "true 1111\n");
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(target_->restore("2.0.0", warnings));
+  const auto calls = calls_since_setup();
+  ASSERT_GE(calls.size(), 3u);
+  EXPECT_EQ(calls[0], (Argv{"iptables", "-w", "-t", "nat", "-S"}));
+  EXPECT_EQ(calls[1], (Argv{"iptables", "-w", "-t", "nat", "-D", "OUTPUT", "-d", "127.0.0.1/32", "-p", "tcp", "-m",
+                            "tcp", "--dport", "8080", "-m", "comment", "--comment", "eddy:web", "-j", "DNAT",
+                            "--to-destination", "10.88.0.9:80"}));
+  EXPECT_EQ(calls[2][1], "ps");
+  EXPECT_TRUE(removes(calls, "eddy-web-3.0.0-candidate"));
+  EXPECT_FALSE(removes(calls, "eddy-web-2.0.0"));
+
+  // A redirect that cannot be removed fails the settle, before any container changes: the
+  // candidate it points at must not go while clients are sent there.
+  rec_.reply(0, "-A OUTPUT -p tcp -m tcp --dport 8080 -m comment --comment eddy:web -j DNAT --to-destination "
+                "10.88.0.9:80\n");
+  rec_.reply(4, "iptables: Resource temporarily unavailable.\n");
+  const auto before = rec_.calls().size();
+  auto failed = target_->restore("2.0.0", warnings);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Errc::process);
+  EXPECT_NE(failed.error().message.find("eddy:web"), std::string::npos) << failed.error().message;
+  EXPECT_EQ(rec_.calls().size(), before + 2);
 }
 
 }  // namespace

@@ -185,6 +185,130 @@ TEST(ContainerRuntime, RemoveForgetsTheConnectionTracking) {
   EXPECT_EQ(rec.calls().size(), 5u);
 }
 
+// A hand-over's port switch: the service ports' DNAT to the candidate's address ahead of the
+// runtime's own rules, a masquerade for loopback clients, all marked eddy:<target>; the same
+// iptables for Podman and Docker (both publish through the nat table).
+TEST(ContainerRuntime, RedirectPortsCommandLines) {
+  for (auto kind : {RuntimeKind::podman, RuntimeKind::docker}) {
+    RecordingRunner rec;
+    auto rt = make_container_runtime(kind, rec.runner());
+    const std::string tool(runtime_kind_name(kind));
+    rec.reply(0, "10.88.0.9\n");
+    ASSERT_TRUE(rt->redirect_ports("web", "eddy-web-2-candidate",
+                                   {PortMapping{"127.0.0.1", 8080, 80, "tcp"}, PortMapping{"", 5353, 53, "udp"}}));
+    const Argv nat = {"iptables", "-w", "-t", "nat"};
+    auto ipt = [&](Argv args) {
+      Argv argv = nat;
+      argv.insert(argv.end(), args.begin(), args.end());
+      return argv;
+    };
+    const std::vector<Argv> expected = {
+        {tool, "container", "inspect", "--format", kAddresses, "eddy-web-2-candidate"},
+        ipt({"-I", "POSTROUTING", "1", "-s", "127.0.0.0/8", "-d", "10.88.0.9/32", "-p", "tcp", "-m", "tcp", "--dport",
+             "80", "-m", "comment", "--comment", "eddy:web", "-j", "MASQUERADE"}),
+        ipt({"-I", "POSTROUTING", "1", "-s", "127.0.0.0/8", "-d", "10.88.0.9/32", "-p", "udp", "-m", "udp", "--dport",
+             "53", "-m", "comment", "--comment", "eddy:web", "-j", "MASQUERADE"}),
+        ipt({"-I", "PREROUTING", "1", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-m", "comment",
+             "--comment", "eddy:web", "-j", "DNAT", "--to-destination", "10.88.0.9:80"}),
+        ipt({"-I", "OUTPUT", "1", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-m", "comment",
+             "--comment", "eddy:web", "-j", "DNAT", "--to-destination", "10.88.0.9:80"}),
+        ipt({"-I", "PREROUTING", "1", "-m", "addrtype", "--dst-type", "LOCAL", "-p", "udp", "-m", "udp", "--dport",
+             "5353", "-m", "comment", "--comment", "eddy:web", "-j", "DNAT", "--to-destination", "10.88.0.9:53"}),
+        ipt({"-I", "OUTPUT", "1", "-m", "addrtype", "--dst-type", "LOCAL", "-p", "udp", "-m", "udp", "--dport", "5353",
+             "-m", "comment", "--comment", "eddy:web", "-j", "DNAT", "--to-destination", "10.88.0.9:53"}),
+    };
+    EXPECT_EQ(rec.calls(), expected) << tool;
+
+    // Removal finds its rules by their comment in iptables' own listing; another target's stay.
+    rec.reply(0,
+              "-P PREROUTING ACCEPT\n"
+              "-A PREROUTING -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -m comment --comment \"eddy:web\" -j DNAT "
+              "--to-destination 10.88.0.9:80\n"
+              "-A PREROUTING -d 127.0.0.1/32 -p tcp -m tcp --dport 9090 -m comment --comment \"eddy:web2\" -j DNAT "
+              "--to-destination 10.88.0.4:80\n"
+              "-A PREROUTING -m addrtype --dst-type LOCAL -j NETAVARK-HOSTPORT-DNAT\n"
+              "-A POSTROUTING -s 127.0.0.0/8 -d 10.88.0.9/32 -p tcp -m tcp --dport 80 -m comment --comment eddy:web "
+              "-j MASQUERADE\n");
+    ASSERT_TRUE(rt->remove_redirects("web"));
+    const std::vector<Argv> removal(rec.calls().begin() + static_cast<std::ptrdiff_t>(expected.size()), rec.calls().end());
+    const std::vector<Argv> expected_removal = {
+        ipt({"-S"}),
+        ipt({"-D", "PREROUTING", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-m", "comment",
+             "--comment", "eddy:web", "-j", "DNAT", "--to-destination", "10.88.0.9:80"}),
+        ipt({"-D", "POSTROUTING", "-s", "127.0.0.0/8", "-d", "10.88.0.9/32", "-p", "tcp", "-m", "tcp", "--dport", "80",
+             "-m", "comment", "--comment", "eddy:web", "-j", "MASQUERADE"}),
+    };
+    EXPECT_EQ(removal, expected_removal) << tool;
+  }
+}
+
+// What cannot be redirected says why (the installer then swaps as before); a failed insertion
+// takes back the rules inserted before it; without iptables nothing is left to remove.
+TEST(ContainerRuntime, RedirectPortsFailuresAreClear) {
+  RecordingRunner rec;
+  auto rt = make_container_runtime(RuntimeKind::podman, rec.runner());
+  rec.reply(0, "\n");  // --network host: no address of its own
+  auto no_address = rt->redirect_ports("web", "eddy-web-2-candidate", {PortMapping{"127.0.0.1", 8080, 80, "tcp"}});
+  ASSERT_FALSE(no_address);
+  EXPECT_EQ(no_address.error().code, Errc::unsupported);
+  EXPECT_NE(no_address.error().message.find("eddy-web-2-candidate"), std::string::npos) << no_address.error().message;
+
+  rec.reply(0, "10.88.0.9\n");
+  auto ipv6 = rt->redirect_ports("web", "eddy-web-2-candidate", {PortMapping{"::1", 8080, 80, "tcp"}});
+  ASSERT_FALSE(ipv6);
+  EXPECT_EQ(ipv6.error().code, Errc::unsupported);
+  EXPECT_NE(ipv6.error().message.find("::1"), std::string::npos) << ipv6.error().message;
+  EXPECT_EQ(rec.calls().size(), 2u);  // no iptables call
+
+  rec.reply(0, "10.88.0.9\n");
+  rec.reply(0);  // the masquerade
+  rec.reply(4, "iptables v1.8.9 (nf_tables): RULE_INSERT failed (No such file or directory)\n");
+  rec.reply(0, "-A POSTROUTING -s 127.0.0.0/8 -d 10.88.0.9/32 -p tcp -m tcp --dport 80 -m comment --comment "
+               "\"eddy:web\" -j MASQUERADE\n");
+  auto failed = rt->redirect_ports("web", "eddy-web-2-candidate", {PortMapping{"127.0.0.1", 8080, 80, "tcp"}});
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Errc::process);
+  EXPECT_NE(failed.error().message.find("iptables -w -t nat -I PREROUTING"), std::string::npos) << failed.error().message;
+  EXPECT_NE(failed.error().message.find("RULE_INSERT failed"), std::string::npos) << failed.error().message;
+  ASSERT_EQ(rec.calls().size(), 7u);
+  EXPECT_EQ(rec.calls()[5], (Argv{"iptables", "-w", "-t", "nat", "-S"}));
+  EXPECT_EQ(rec.calls()[6][4], "-D");
+
+  // No iptables on this machine: nothing to redirect, and nothing that could be left to remove.
+  CommandRunner without_iptables = [&](const Argv& argv) -> Expected<process::Result> {
+    if (argv.front() == "iptables") return make_error(Errc::not_found, "cannot run iptables: No such file or directory");
+    return process::Result{0, false, "10.88.0.9\n"};
+  };
+  auto bare = make_container_runtime(RuntimeKind::podman, without_iptables);
+  auto missing = bare->redirect_ports("web", "eddy-web-2-candidate", {PortMapping{"127.0.0.1", 8080, 80, "tcp"}});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Errc::unsupported);
+  EXPECT_NE(missing.error().message.find("iptables"), std::string::npos) << missing.error().message;
+  EXPECT_TRUE(bare->remove_redirects("web"));
+}
+
+// Draining waits while connection tracking shows an established connection to the container,
+// then forgets its entries.
+TEST(ContainerRuntime, DrainWaitsForEstablishedConnections) {
+  RecordingRunner rec;
+  auto rt = make_container_runtime(RuntimeKind::podman, rec.runner());
+  rec.reply(0, "10.88.0.7\n");
+  rec.reply(0, "tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=40312 dport=8080 src=10.88.0.7 "
+               "dst=10.88.0.1 sport=80 dport=40312 [ASSURED] mark=0 use=1\n"
+               "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.\n");
+  rec.reply(0, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.\n");
+  rec.reply(0, "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted.\n");
+  rt->drain("eddy-web-1", 30s);
+  const Argv dump = {"conntrack", "--dump", "--proto", "tcp", "--state", "ESTABLISHED", "--reply-src", "10.88.0.7"};
+  const std::vector<Argv> expected = {
+      {"podman", "container", "inspect", "--format", kAddresses, "eddy-web-1"},
+      dump,
+      dump,
+      {"conntrack", "--delete", "--reply-src", "10.88.0.7"},
+  };
+  EXPECT_EQ(rec.calls(), expected);
+}
+
 // The bridges a container is on: its networks, then those of driver bridge and their interface.
 TEST(ContainerRuntime, BridgesOfAContainer) {
   RecordingRunner rec;
@@ -308,6 +432,79 @@ TEST(ContainerRuntime, PodmanRunsARealContainer) {
   ASSERT_TRUE(rt->stop(spec.name, 5s));
   ASSERT_TRUE(rt->remove_image(ours->id));
   EXPECT_FALSE(rt->image_exists(image.reference).value());
+}
+
+// The redirect against the real Podman and iptables: a service port published by one container
+// answers from another while the first is replaced, for loopback and the host's other addresses,
+// and answers from the replacement once the redirect is removed (no rule left behind).
+TEST(ContainerRuntime, PodmanPortRedirectBridgesAReplacement) {
+  if (auto why = testing::podman_unavailable(); !why.empty()) GTEST_SKIP() << "real Podman test skipped: " << why;
+  if (testing::run({"iptables", "-w", "-t", "nat", "-S"}).exit_code != 0)
+    GTEST_SKIP() << "iptables cannot list the nat table here (scripts/install-deps installs iptables)";
+  testing::TempDir dir;
+  const std::string target = "rd-" + std::to_string(::getpid());
+  testing::remove_test_images(target);
+  auto rt = make_container_runtime(RuntimeKind::podman, process_runner());
+  struct Cleanup {
+    std::string target;
+    ~Cleanup() {
+      testing::remove_test_containers(target);  // the redirect too
+      testing::remove_test_images(target);
+    }
+  } cleanup{target};
+  const auto loopback = static_cast<std::uint16_t>(testing::free_port());
+  const auto any = static_cast<std::uint16_t>(testing::free_port());
+  auto start = [&](const std::string& tag, std::uint16_t on_loopback, std::uint16_t on_any) {
+    auto image = testing::make_test_image(dir.path(), target, tag, {{"index.html", tag + "\n"}});
+    EXPECT_TRUE(rt->load(image.archive.string()));
+    ContainerSpec spec;
+    spec.name = target + "-" + tag;
+    spec.image = image.reference;
+    spec.ports = {PortMapping{"127.0.0.1", on_loopback, 80, "tcp"}, PortMapping{"", on_any, 80, "tcp"}};
+    spec.labels = {{"eddy.target", target}};
+    auto st = rt->run(spec);
+    EXPECT_TRUE(st) << (st ? "" : st.error().message);
+    return spec;
+  };
+  auto body = [](const std::string& host, std::uint16_t port) {
+    http::RequestOptions options;
+    options.timeout = 2s;
+    auto r = http::request("http://" + host + ":" + std::to_string(port) + "/", options);
+    return r && r->status == 200 ? r->body : std::string();
+  };
+  // A host address other than loopback, when the machine has one.
+  std::string other = testing::run({"sh", "-c", "ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | "
+                                                "grep -v '^10\\.88\\.' | head -n1"})
+                          .output;
+  while (!other.empty() && other.back() == '\n') other.pop_back();
+
+  auto old_one = start("old", loopback, any);
+  auto bridge = start("bridge", static_cast<std::uint16_t>(testing::free_port()),
+                      static_cast<std::uint16_t>(testing::free_port()));
+  ASSERT_TRUE(testing::wait_until([&] { return body("127.0.0.1", loopback) == "old\n"; }));
+  ASSERT_TRUE(testing::wait_until([&] { return body("127.0.0.1", bridge.ports[0].host_port) == "bridge\n"; }));
+
+  ASSERT_TRUE(rt->redirect_ports(target, bridge.name, old_one.ports));
+  EXPECT_EQ(body("127.0.0.1", loopback), "bridge\n");
+  EXPECT_EQ(body("127.0.0.1", any), "bridge\n");
+  if (!other.empty()) {
+    EXPECT_EQ(body(other, any), "bridge\n") << other;
+  }
+  ASSERT_TRUE(rt->remove(old_one.name));
+  EXPECT_EQ(body("127.0.0.1", loopback), "bridge\n");
+  auto next = start("next", loopback, any);
+  EXPECT_EQ(body("127.0.0.1", loopback), "bridge\n");  // ahead of the new container's own rules
+
+  ASSERT_TRUE(rt->remove_redirects(target));
+  EXPECT_EQ(testing::run({"sh", "-c", "iptables -w -t nat -S | grep -c 'eddy:" + target + "'"}).output, "0\n");
+  rt->drain(bridge.name, 10s);
+  ASSERT_TRUE(rt->remove(bridge.name));
+  EXPECT_TRUE(testing::wait_until([&] { return body("127.0.0.1", loopback) == "next\n"; }));
+  EXPECT_EQ(body("127.0.0.1", any), "next\n");
+  if (!other.empty()) {
+    EXPECT_EQ(body(other, any), "next\n") << other;
+  }
+  ASSERT_TRUE(rt->remove_redirects(target));  // none left: fine
 }
 
 }  // namespace

@@ -6,12 +6,14 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <iostream>
 #include <mutex>
 #include <string>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
+#include "platform/container_runtime.hpp"
 #include "platform/http_client.hpp"
 #include "tests/support/support.hpp"
 
@@ -119,6 +121,9 @@ TestImage make_test_image(const stdfs::path& dir, const std::string& repo, const
 
 void remove_test_containers(const std::string& target) {
   hold_podman_lock();
+  // A hand-over's port redirect (eddy:<target>) that a failed or killed test left behind.
+  if (auto st = make_container_runtime(RuntimeKind::podman, process_runner())->remove_redirects(target); !st)
+    std::cerr << "cannot remove the port redirects of " << target << ": " << st.error().message << "\n";
   auto names = run({"podman", "ps", "--all", "--filter", "label=eddy.target=" + target, "--format", "{{.Names}}"});
   std::string line;
   for (char c : names.output + "\n") {
@@ -157,6 +162,9 @@ HttpPoller::HttpPoller(int port, std::chrono::milliseconds timeout) : port_(port
       ++stats_.requests;
       if (r && r->status == 200) {
         ++answered_;
+        // From the previous answer to this one: a slow answer is a gap too, not only a failure.
+        auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_answer);
+        if (gap > stats_.longest_gap) stats_.longest_gap = gap;
         last_answer = now;
       } else {
         ++stats_.failures;

@@ -37,7 +37,8 @@ struct TestImage {
 TestImage make_test_image(const std::filesystem::path& dir, const std::string& repo, const std::string& tag,
                           const std::map<std::string, std::string>& www, bool zstd = false);
 
-// Remove every container labelled eddy.target=<target> and every image of localhost/<repo>.
+// Remove every container labelled eddy.target=<target> (and its hand-over port redirect, the
+// nat rules marked eddy:<target>) and every image of localhost/<repo>.
 void remove_test_containers(const std::string& target);
 void remove_test_images(const std::string& repo);
 
