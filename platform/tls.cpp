@@ -7,6 +7,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl_internal.h>
 
@@ -288,15 +289,19 @@ class ClientSession final : public http::Transport {
 
   Status setup(const std::string& host, std::uint16_t port, const ClientOptions& options) {
     if (auto s = detail::ensure_random(); !s) return s;
-    auto ca = load_ca(options.ca_file);
-    if (!ca) return std::unexpected(ca.error());
-    ca_ = *ca;
+    // resume_only never reaches the server's certificate: the CA file is not parsed (without
+    // a CA chain, a certificate would fail verification: it fails closed).
+    if (!options.resume_only) {
+      auto ca = load_ca(options.ca_file);
+      if (!ca) return std::unexpected(ca.error());
+      ca_ = *ca;
+    }
     int r = mbedtls_ssl_config_defaults(&conf_, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                         MBEDTLS_SSL_PRESET_DEFAULT);
     if (r != 0) return make_error(Errc::internal, "TLS configuration: " + describe_mbedtls_error(r));
     mbedtls_ssl_conf_min_version(&conf_, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_authmode(&conf_, MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&conf_, &ca_->chain, nullptr);
+    if (ca_) mbedtls_ssl_conf_ca_chain(&conf_, &ca_->chain, nullptr);
     mbedtls_ssl_conf_rng(&conf_, detail::random, nullptr);
     if (!options.cert_file.empty() || !options.key_file.empty()) {
       if (options.cert_file.empty() || options.key_file.empty())
@@ -436,6 +441,14 @@ class ClientSession final : public http::Transport {
     sessions_->count(offered_, resumed_);
     Session session;
     if (mbedtls_ssl_get_session(&ssl_, &session.session) != 0) return;
+    // The server's certificate was checked in the full handshake and a resumption does not
+    // look at it again: dropped, so that loading the session parses no certificate (and the
+    // saved session is 1 KiB smaller).
+    if (session.session.peer_cert != nullptr) {
+      mbedtls_x509_crt_free(session.session.peer_cert);
+      mbedtls_free(session.session.peer_cert);
+      session.session.peer_cert = nullptr;
+    }
     SavedSession saved = peer_;
     saved.data = save_session(session.session);
     if (saved.data.empty()) {
