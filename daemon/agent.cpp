@@ -90,6 +90,7 @@ void Agent::enqueue(std::function<void()> job) {
 WorkerResult Agent::run_job(worker_protocol::Job job) {
   quiet_.reset();  // whatever the job does, the next poll's worker looks again
   job.start_apps = !apps_started_;
+  if (auto sessions = hub_sessions_.all(); !sessions.empty()) job.hub_session = sessions.back();
   const std::string kind = job.kind;
   {
     std::lock_guard lock(mutex_);
@@ -169,10 +170,6 @@ void Agent::remember_quiet(const worker_protocol::PollResult& poll) {
   const std::string outcome = poll.reply.value("outcome", "");
   if (poll.poll_failed || poll.next_step_at || commit.size() != 40) return;
   if (outcome != "up-to-date" && !(config_.hub_url && outcome == "not-admitted")) return;
-  // Only a plain-HTTP hub is asked by eddyd itself: an https sync's handshake (ECDHE and the
-  // certificate checks in mbedTLS) costs as much CPU as a whole worker and leaves eddyd above
-  // 8 MiB (bench/RESULTS.md, issue 2). The worker syncs with an https hub.
-  if (config_.hub_url && !config_.hub_url->starts_with("http:")) return;
   Quiet quiet{commit, std::nullopt, poll.reply};
   std::lock_guard lock(store_mutex_);
   if (!store_) return;
@@ -193,9 +190,10 @@ void Agent::remember_quiet(const worker_protocol::PollResult& poll) {
 }
 
 bool Agent::hub_still_quiet() {
+  // https: only over the hub session the worker left (hub_sessions_), never a full handshake.
   auto client = ota::HubClient::create(
       ota::HubOptions{*config_.hub_url, config_.hub_token_file, config_.hub_ca_file, std::chrono::seconds(5),
-                      config_.hub_outbox_limit},
+                      config_.hub_outbox_limit, &hub_sessions_, true},
       config_.device_id);
   if (!client) return false;
   std::vector<std::string> targets;

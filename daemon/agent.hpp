@@ -4,8 +4,9 @@
 // `eddy rollback` — in a short-lived update worker process (daemon/update_worker.hpp), one
 // at a time, in the order asked for. A poll that can only find nothing new starts no worker:
 // eddyd asks the remote for the branch's tip itself (ota/remote_tip.hpp) and compares; with a
-// plain-HTTP hub it also sends the hub the sync a worker would send (ota/hub_client.hpp) and
-// compares the answer with the one the last worker acted on (an https hub: the worker syncs).
+// hub it also sends the hub the sync a worker would send (ota/hub_client.hpp) and compares the
+// answer with the one the last worker acted on. An https hub is asked only over a resumed TLS
+// session (see hub_sessions_): eddyd never runs a full handshake.
 #pragma once
 
 #include <condition_variable>
@@ -68,6 +69,7 @@ class Agent final : public ControlHandler, private WorkerHost {
   void worker_update(const nlohmann::json& update) override;
   void worker_started_apps() override { apps_started_ = true; }
   ota::AppControl& worker_apps() override { return supervisor_; }
+  void worker_hub_session(tls::SavedSession session) override { hub_sessions_.put(std::move(session)); }
 
   Config config_;
   EventLoop& loop_;
@@ -86,6 +88,14 @@ class Agent final : public ControlHandler, private WorkerHost {
     nlohmann::json reply;
   };
   std::optional<Quiet> quiet_;
+  // The https hub's TLS session. A full handshake (ECDHE, certificate parsing and checks in
+  // mbedTLS) costs eddyd ~14 ms of CPU and pushes it over 8 MiB; resuming a session with the
+  // hub's session ticket costs a fraction and maps none of that. The worker, which handshakes
+  // anyway, hands its session over (worker_protocol's "hub_tls_session"); eddyd's own syncs
+  // resume it (resume_only: when there is none or the hub refuses it, the worker polls) and
+  // keep the ticket the hub renews each time; each job gets it back so the worker resumes too.
+  // Memory only: it holds the session's master secret, and a restart costs one full handshake.
+  tls::SessionCache hub_sessions_;
 
   std::mutex store_mutex_;
   std::optional<storage::StateStore> store_;

@@ -145,6 +145,12 @@ WorkerResult UpdateWorker::converse(LineChannel& channel) {
       host_.worker_update(*it);
       continue;
     }
+    if (auto it = message.find("hub_tls_session"); it != message.end()) {
+      auto session = worker_protocol::session_from_json(*it);
+      if (!session) return protocol_error(session.error().message);  // names no secret
+      host_.worker_hub_session(std::move(*session));
+      continue;
+    }
     if (auto it = message.find("apps_started"); it != message.end() && it->is_boolean()) {
       if (it->get<bool>()) host_.worker_started_apps();
       continue;

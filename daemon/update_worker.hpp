@@ -36,6 +36,9 @@ class WorkerHost {
   virtual void worker_update(const nlohmann::json& update) = 0;
   virtual void worker_started_apps() = 0;
   virtual ota::AppControl& worker_apps() = 0;
+  // The TLS session of the worker's last handshake with an https hub (a secret: keep it in
+  // memory, never log it).
+  virtual void worker_hub_session(tls::SavedSession session) = 0;
 };
 
 struct WorkerSettings {

@@ -1,11 +1,17 @@
 #include "daemon/worker_protocol.hpp"
 
+#include "platform/hex.hpp"
+
 namespace eddy::daemon::worker_protocol {
 
 namespace {
 
+constexpr const char* kSessionKey = "hub_tls_session";
+
 Error malformed(const std::string& what, const nlohmann::json& message) {
-  std::string text = to_line(message);
+  nlohmann::json shown = message;
+  if (shown.is_object() && shown.contains(kSessionKey)) shown[kSessionKey] = "(secret, not shown)";
+  std::string text = to_line(shown);
   if (text.size() > 200) text = text.substr(0, 200) + "...";
   return Error{Errc::invalid_argument, what + " in " + text};
 }
@@ -17,10 +23,44 @@ std::string to_line(const nlohmann::json& message) {
 }
 
 nlohmann::json job_json(const Job& job) {
-  return {{"version", job.version},         {"job", job.kind},
-          {"target", job.target},           {"start_apps", job.start_apps},
-          {"config_file", job.config_file}, {"config", job.config},
-          {"eddyd_pid", job.eddyd_pid}};
+  nlohmann::json out = {{"version", job.version},         {"job", job.kind},
+                        {"target", job.target},           {"start_apps", job.start_apps},
+                        {"config_file", job.config_file}, {"config", job.config},
+                        {"eddyd_pid", job.eddyd_pid}};
+  if (job.hub_session) out[kSessionKey] = session_json(*job.hub_session);
+  return out;
+}
+
+nlohmann::json session_json(const tls::SavedSession& session) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(session.data.data());
+  return {{"host", session.host},         {"port", session.port},
+          {"ca_file", session.ca_file},   {"ca_stamp", session.ca_stamp},
+          {"client_cert", session.client_cert}, {"data", to_hex(bytes, session.data.size())}};
+}
+
+Expected<tls::SavedSession> session_from_json(const nlohmann::json& session) {
+  auto bad = [](const std::string& what) {
+    return make_error(Errc::invalid_argument, "the hub TLS session from the other process: " + what);
+  };
+  if (!session.is_object()) return bad("not a JSON object");
+  tls::SavedSession out;
+  for (auto [key, field] : {std::pair{"host", &out.host}, std::pair{"ca_file", &out.ca_file},
+                            std::pair{"ca_stamp", &out.ca_stamp}, std::pair{"client_cert", &out.client_cert}}) {
+    auto it = session.find(key);
+    if (it == session.end() || !it->is_string()) return bad(std::string("no \"") + key + "\" string");
+    *field = it->get<std::string>();
+  }
+  auto port = session.find("port");
+  if (port == session.end() || !port->is_number_unsigned() || port->get<std::uint64_t>() == 0 ||
+      port->get<std::uint64_t>() > 65535)
+    return bad("no \"port\" from 1 to 65535");
+  out.port = port->get<std::uint16_t>();
+  auto data = session.find("data");
+  std::optional<std::string> bytes;
+  if (data != session.end() && data->is_string()) bytes = from_hex(data->get_ref<const std::string&>());
+  if (!bytes || bytes->empty()) return bad("no \"data\" in hexadecimal");
+  out.data = std::move(*bytes);
+  return out;
 }
 
 Expected<Job> job_from_json(const nlohmann::json& message) {
@@ -49,6 +89,11 @@ Expected<Job> job_from_json(const nlohmann::json& message) {
   if (pid == message.end() || !pid->is_number_integer() || pid->get<std::int64_t>() <= 0)
     return std::unexpected(malformed("no \"eddyd_pid\" process id", message));
   job.eddyd_pid = pid->get<pid_t>();
+  if (auto session = message.find(kSessionKey); session != message.end()) {
+    auto parsed = session_from_json(*session);
+    if (!parsed) return std::unexpected(parsed.error());
+    job.hub_session = std::move(*parsed);
+  }
   return job;
 }
 

@@ -4,7 +4,8 @@
 //
 // eddyd → worker, first and once: the job
 //   {"version":"0.1.0","job":"poll"|"rollback","target":"sensor-app","start_apps":false,
-//    "config_file":"/etc/eddy/eddyd.yaml","config":"<the YAML text eddyd runs with>","eddyd_pid":812}
+//    "config_file":"/etc/eddy/eddyd.yaml","config":"<the YAML text eddyd runs with>","eddyd_pid":812,
+//    "hub_tls_session":{...}}   (optional: the hub session eddyd holds; the worker resumes it too)
 //   Every job first recovers an update that a crash or power cut interrupted; start_apps then
 //   starts the apps' `run` commands (eddyd's first job); then the poll or the rollback.
 //   "version" must be the worker's own: an eddyd left running across a package upgrade gets a
@@ -13,6 +14,10 @@
 //   {"activity":"fetching https://..."}      what it is doing (eddy status, systemd STATUS=)
 //   {"update":{...}|null}                    the update in progress (eddy status "update")
 //   {"apps_started":true}                    start_apps is done: later jobs need not do it
+//   {"hub_tls_session":{"host","port","ca_file","ca_stamp","client_cert","data":"<hex>"}}
+//       the TLS session of the worker's last handshake with an https hub (tls::SavedSession),
+//       which eddyd keeps in memory to sync with the hub itself by resuming it (an abbreviated
+//       handshake) while nothing changes. A secret: never logged, never written to disk.
 //   {"app":"restart","name":"sensor-app","argv":["bin/app"],"cwd":"/opt/sensor-app/current"}
 //   {"app":"stop","name":"sensor-app"}
 //       eddyd's AppSupervisor does it (the apps stay eddyd's children) and answers with
@@ -34,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "platform/error.hpp"
+#include "platform/tls.hpp"
 
 namespace eddy::daemon::worker_protocol {
 
@@ -45,6 +51,7 @@ struct Job {
   std::filesystem::path config_file;
   std::string config;  // the configuration's text, as eddyd parsed it
   pid_t eddyd_pid = 0;
+  std::optional<tls::SavedSession> hub_session;
 };
 
 // What a poll tells eddyd's scheduler besides the `eddy check` reply.
@@ -64,6 +71,11 @@ Expected<Job> job_from_json(const nlohmann::json& message);
 nlohmann::json error_json(const Error& error);
 // {"code","message"} back to an Error; an unknown code or a malformed object is Errc::internal.
 Error error_from_json(const nlohmann::json& error);
+
+// A TLS session as "hub_tls_session" carries it. Errors never show the session's data.
+nlohmann::json session_json(const tls::SavedSession& session);
+// Errc::invalid_argument naming the field that is missing or malformed.
+Expected<tls::SavedSession> session_from_json(const nlohmann::json& session);
 
 Expected<PollResult> poll_result_from_json(const nlohmann::json& result);
 

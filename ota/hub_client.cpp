@@ -166,6 +166,8 @@ Expected<nlohmann::json> HubClient::post(const std::string& route, const nlohman
   request.timeout = options_.timeout;
   request.max_body = kMaxAnswer;
   if (!options_.ca_file.empty()) request.ca_file = options_.ca_file;
+  request.tls_sessions = options_.tls_sessions;
+  request.tls_resume_only = options_.tls_resume_only;
   auto response = http::request(url, request);
   if (!response) return std::unexpected(response.error().with_context("hub " + url));
 

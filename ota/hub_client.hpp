@@ -18,6 +18,10 @@
 #include "platform/error.hpp"
 #include "storage/state_store.hpp"
 
+namespace eddy::tls {
+class SessionCache;  // platform/tls.hpp
+}
+
 namespace eddy::ota {
 
 struct HubOptions {
@@ -26,6 +30,10 @@ struct HubOptions {
   std::filesystem::path ca_file;        // empty: the system's CA certificates
   std::chrono::milliseconds timeout{10000};  // of each exchange
   std::int64_t outbox_limit = 10000;    // reports kept while the hub is away
+  // https: TLS sessions to resume and keep (tls::ClientOptions::sessions; it must outlive the
+  // client), and whether only a resumed (abbreviated) handshake may run: eddyd's own sync.
+  tls::SessionCache* tls_sessions = nullptr;
+  bool tls_resume_only = false;
 };
 
 // What the device runs, per target, as the sync request tells it.

@@ -371,8 +371,9 @@ Expected<std::unique_ptr<Transport>> connect(const Url& url, milliseconds timeou
   if (url.scheme == "http") return std::unique_ptr<Transport>(std::move(transport));
   // The handshake gets what the connect left of `timeout`.
   auto left = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
-  tls::ClientOptions tls_options{options.ca_file, options.client_cert, options.client_key};
-  return tls::client_handshake(std::move(transport), url.host, "https://" + host_port_text(url.host, url.port),
+  tls::ClientOptions tls_options{options.ca_file, options.client_cert, options.client_key, options.tls_sessions,
+                                 options.tls_resume_only};
+  return tls::client_handshake(std::move(transport), url.host, url.port, "https://" + host_port_text(url.host, url.port),
                                tls_options, left);
 }
 

@@ -20,6 +20,10 @@
 
 #include "platform/error.hpp"
 
+namespace eddy::tls {
+class SessionCache;
+}
+
 namespace eddy::http {
 
 struct Url {
@@ -52,6 +56,9 @@ struct RequestOptions {
   std::filesystem::path ca_file = "/etc/ssl/certs/ca-certificates.crt";
   std::filesystem::path client_cert;
   std::filesystem::path client_key;
+  // https: TLS session resumption (tls::ClientOptions::sessions and resume_only).
+  tls::SessionCache* tls_sessions = nullptr;
+  bool tls_resume_only = false;
 };
 
 // One exchange, body held in memory. Any status is a Response (a 404 is not an error here);

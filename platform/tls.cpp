@@ -7,6 +7,9 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/platform.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/ssl_internal.h>
 
 #include <array>
 #include <cstring>
@@ -221,6 +224,42 @@ int verify_ip(void* context, mbedtls_x509_crt* crt, int depth, std::uint32_t* fl
 }
 
 // ---------------------------------------------------------------------------------------------
+// Saved sessions.
+
+// A file's size and modification time, which change when it is replaced: a session made under
+// one CA file is not offered under another. "" when the file cannot be looked at.
+std::string file_stamp(const stdfs::path& path) {
+  std::error_code ec;
+  auto size = stdfs::file_size(path, ec);
+  if (ec) return {};
+  auto mtime = stdfs::last_write_time(path, ec);
+  if (ec) return {};
+  return std::to_string(size) + ":" + std::to_string(mtime.time_since_epoch().count());
+}
+
+// An mbedtls_ssl_session that frees (and wipes) itself.
+struct Session {
+  Session() { mbedtls_ssl_session_init(&session); }
+  ~Session() { mbedtls_ssl_session_free(&session); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  mbedtls_ssl_session session;
+};
+
+// The session's serialization, or "" when it has no ticket to resume with (the server issues
+// none) or cannot be serialized.
+std::string save_session(const mbedtls_ssl_session& session) {
+  if (session.ticket == nullptr || session.ticket_len == 0) return {};
+  std::size_t size = 0;
+  if (mbedtls_ssl_session_save(&session, nullptr, 0, &size) != MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL) return {};
+  std::vector<unsigned char> buffer(size);
+  if (mbedtls_ssl_session_save(&session, buffer.data(), buffer.size(), &size) != 0) return {};
+  std::string out(reinterpret_cast<const char*>(buffer.data()), size);
+  mbedtls_platform_zeroize(buffer.data(), buffer.size());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The client session: mbedTLS over a connected Transport, whose reads and writes get the time
 // left to the deadline of the TLS operation running.
 
@@ -248,17 +287,21 @@ class ClientSession final : public http::Transport {
     mbedtls_pk_free(&own_key_);
   }
 
-  Status setup(const std::string& host, const ClientOptions& options) {
+  Status setup(const std::string& host, std::uint16_t port, const ClientOptions& options) {
     if (auto s = detail::ensure_random(); !s) return s;
-    auto ca = load_ca(options.ca_file);
-    if (!ca) return std::unexpected(ca.error());
-    ca_ = *ca;
+    // resume_only never reaches the server's certificate: the CA file is not parsed (without
+    // a CA chain, a certificate would fail verification: it fails closed).
+    if (!options.resume_only) {
+      auto ca = load_ca(options.ca_file);
+      if (!ca) return std::unexpected(ca.error());
+      ca_ = *ca;
+    }
     int r = mbedtls_ssl_config_defaults(&conf_, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                         MBEDTLS_SSL_PRESET_DEFAULT);
     if (r != 0) return make_error(Errc::internal, "TLS configuration: " + describe_mbedtls_error(r));
     mbedtls_ssl_conf_min_version(&conf_, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_authmode(&conf_, MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&conf_, &ca_->chain, nullptr);
+    if (ca_) mbedtls_ssl_conf_ca_chain(&conf_, &ca_->chain, nullptr);
     mbedtls_ssl_conf_rng(&conf_, detail::random, nullptr);
     if (!options.cert_file.empty() || !options.key_file.empty()) {
       if (options.cert_file.empty() || options.key_file.empty())
@@ -280,17 +323,49 @@ class ClientSession final : public http::Transport {
     }
     host_ = host;
     mbedtls_ssl_set_bio(&ssl_, this, &ClientSession::bio_send, &ClientSession::bio_recv, nullptr);
+    sessions_ = options.sessions;
+    resume_only_ = options.resume_only;
+    if (sessions_ != nullptr) {
+      peer_.host = host;
+      peer_.port = port;
+      peer_.ca_file = options.ca_file.string();
+      peer_.ca_stamp = file_stamp(options.ca_file);
+      peer_.client_cert = options.cert_file.string();
+      offer();
+    }
+    if (resume_only_ && !offered_)
+      return make_error(Errc::conflict, "TLS handshake with " + url_ + ": no saved session to resume");
     return {};
   }
 
   Status handshake(milliseconds timeout) {
     deadline_ = Clock::now() + timeout;
-    int r = mbedtls_ssl_handshake(&ssl_);
+    const std::string what = "TLS handshake with " + url_;
+    // mbedtls_ssl_handshake's own loop, step by step: the step that reads the ServerHello
+    // tells whether the server resumes the offered session (handshake->resume stays 1) before
+    // any certificate or key exchange is parsed.
+    int r = 0;
+    while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+      const int state = ssl_.state;
+      r = mbedtls_ssl_handshake_step(&ssl_);
+      if (r != 0) break;
+      if (state == MBEDTLS_SSL_SERVER_HELLO && ssl_.handshake != nullptr) {
+        resumed_ = offered_ && ssl_.handshake->resume != 0;
+        if (resume_only_ && !resumed_) {
+          // Dropped without close_notify (handshake_done_ stays false): the server sees a
+          // handshake cut short, and this process never runs the key exchange.
+          if (sessions_ != nullptr) sessions_->forget(peer_);
+          return make_error(Errc::conflict, what + ": the server did not resume the saved session");
+        }
+      }
+    }
     if (r == 0) {
       handshake_done_ = true;
+      keep_session();
       return {};
     }
-    const std::string what = "TLS handshake with " + url_;
+    // A failed handshake that offered a session: the next one starts afresh.
+    if (offered_ && sessions_ != nullptr) sessions_->forget(peer_);
     if (io_error_) {
       if (io_error_->code == Errc::timeout)
         return make_error(Errc::timeout, what + ": not finished within " + ms_text(timeout));
@@ -345,6 +420,44 @@ class ClientSession final : public http::Transport {
   }
 
  private:
+  // Offer the session kept for this server and trust, if any. One that does not load (saved by
+  // another mbedTLS build) is dropped.
+  void offer() {
+    auto saved = sessions_->find(peer_);
+    if (!saved) return;
+    Session session;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(saved->data.data());
+    if (mbedtls_ssl_session_load(&session.session, bytes, saved->data.size()) != 0 ||
+        mbedtls_ssl_set_session(&ssl_, &session.session) != 0) {
+      sessions_->forget(peer_);
+      return;
+    }
+    offered_ = true;
+  }
+
+  // After a handshake: keep its session (with the ticket the server just issued) for the next.
+  void keep_session() {
+    if (sessions_ == nullptr) return;
+    sessions_->count(offered_, resumed_);
+    Session session;
+    if (mbedtls_ssl_get_session(&ssl_, &session.session) != 0) return;
+    // The server's certificate was checked in the full handshake and a resumption does not
+    // look at it again: dropped, so that loading the session parses no certificate (and the
+    // saved session is 1 KiB smaller).
+    if (session.session.peer_cert != nullptr) {
+      mbedtls_x509_crt_free(session.session.peer_cert);
+      mbedtls_free(session.session.peer_cert);
+      session.session.peer_cert = nullptr;
+    }
+    SavedSession saved = peer_;
+    saved.data = save_session(session.session);
+    if (saved.data.empty()) {
+      sessions_->forget(peer_);
+      return;
+    }
+    sessions_->put(std::move(saved));
+  }
+
   std::string verify_failure() const {
     std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
     std::string out = "the server certificate was refused:";
@@ -414,6 +527,11 @@ class ClientSession final : public http::Transport {
   mbedtls_x509_crt own_cert_;
   mbedtls_pk_context own_key_;
   IpCheck ip_check_;
+  SessionCache* sessions_ = nullptr;
+  SavedSession peer_;  // this connection's server and trust (no data)
+  bool resume_only_ = false;
+  bool offered_ = false;
+  bool resumed_ = false;
   Clock::time_point deadline_{};
   std::optional<Error> io_error_;
   bool handshake_done_ = false;
@@ -421,11 +539,47 @@ class ClientSession final : public http::Transport {
 
 }  // namespace
 
+std::optional<SavedSession> SessionCache::find(const SavedSession& peer) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& s : sessions_)
+    if (s.same_peer(peer)) return s;
+  return std::nullopt;
+}
+
+void SessionCache::put(SavedSession session) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(sessions_, [&](const SavedSession& s) { return s.same_peer(session); });
+  sessions_.push_back(std::move(session));
+}
+
+void SessionCache::forget(const SavedSession& peer) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(sessions_, [&](const SavedSession& s) { return s.same_peer(peer); });
+}
+
+std::vector<SavedSession> SessionCache::all() const {
+  std::lock_guard lock(mutex_);
+  return sessions_;
+}
+
+void SessionCache::count(bool offered, bool resumed) {
+  std::lock_guard lock(mutex_);
+  if (offered) ++counts_.offered;
+  if (resumed) ++counts_.resumed;
+  else ++counts_.full;
+}
+
+SessionCache::Counts SessionCache::counts() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
 Expected<std::unique_ptr<http::Transport>> client_handshake(std::unique_ptr<http::Transport> transport,
-                                                            const std::string& host, std::string_view url,
-                                                            const ClientOptions& options, milliseconds timeout) {
+                                                            const std::string& host, std::uint16_t port,
+                                                            std::string_view url, const ClientOptions& options,
+                                                            milliseconds timeout) {
   auto session = std::make_unique<ClientSession>(std::move(transport), std::string(url), options.ca_file.string());
-  if (auto s = session->setup(host, options); !s) return std::unexpected(s.error());
+  if (auto s = session->setup(host, port, options); !s) return std::unexpected(s.error());
   if (auto s = session->handshake(timeout); !s) return std::unexpected(s.error());
   return std::unique_ptr<http::Transport>(std::move(session));
 }
@@ -438,6 +592,7 @@ ServerConfig::Impl::Impl() {
   mbedtls_x509_crt_init(&chain);
   mbedtls_pk_init(&key);
   mbedtls_x509_crt_init(&client_ca);
+  mbedtls_ssl_ticket_init(&ticket);
 }
 
 ServerConfig::Impl::~Impl() {
@@ -445,6 +600,7 @@ ServerConfig::Impl::~Impl() {
   mbedtls_x509_crt_free(&chain);
   mbedtls_pk_free(&key);
   mbedtls_x509_crt_free(&client_ca);
+  mbedtls_ssl_ticket_free(&ticket);
 }
 
 ServerConfig::ServerConfig() : impl_(std::make_unique<Impl>()) {}
@@ -452,7 +608,8 @@ ServerConfig::~ServerConfig() = default;
 
 Expected<std::shared_ptr<const ServerConfig>> ServerConfig::load(const stdfs::path& cert_file,
                                                                  const stdfs::path& key_file,
-                                                                 const stdfs::path& client_ca_file) {
+                                                                 const stdfs::path& client_ca_file,
+                                                                 std::chrono::seconds ticket_lifetime) {
   if (auto s = detail::ensure_random(); !s) return std::unexpected(s.error());
   std::shared_ptr<ServerConfig> config(new ServerConfig());
   auto& x = *config->impl_;
@@ -473,6 +630,15 @@ Expected<std::shared_ptr<const ServerConfig>> ServerConfig::load(const stdfs::pa
     mbedtls_ssl_conf_authmode(&x.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
   } else {
     mbedtls_ssl_conf_authmode(&x.conf, MBEDTLS_SSL_VERIFY_NONE);
+  }
+  if (ticket_lifetime.count() < 0 || ticket_lifetime > std::chrono::days(7))
+    return make_error(Errc::invalid_argument, "TLS session ticket lifetime of " + std::to_string(ticket_lifetime.count()) +
+                                                  " s: give 0 (no tickets) up to 7 days (RFC 5077's limit)");
+  if (ticket_lifetime.count() > 0) {
+    r = mbedtls_ssl_ticket_setup(&x.ticket, detail::random, nullptr, MBEDTLS_CIPHER_AES_256_GCM,
+                                 static_cast<std::uint32_t>(ticket_lifetime.count()));
+    if (r != 0) return make_error(Errc::internal, "TLS session tickets: " + describe_mbedtls_error(r));
+    mbedtls_ssl_conf_session_tickets_cb(&x.conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse, &x.ticket);
   }
   return std::shared_ptr<const ServerConfig>(std::move(config));
 }

@@ -4,6 +4,7 @@
 
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
 #include <cstddef>
@@ -32,6 +33,7 @@ struct ServerConfig::Impl {
   mbedtls_x509_crt chain;
   mbedtls_pk_context key;
   mbedtls_x509_crt client_ca;
+  mbedtls_ssl_ticket_context ticket;  // its own mutex (MBEDTLS_THREADING_C) guards its keys
 };
 
 }  // namespace eddy::tls

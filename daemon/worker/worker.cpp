@@ -217,7 +217,13 @@ int run_update_worker(UniqueFd fd) {
   if (!config) return report_error(config.error());
   log::set_min_level(log::level_named(config->log_level));
 
-  auto updater = ota::Updater::create(updater_options(*config), link);
+  // The hub's TLS session: the one eddyd holds, resumed when the hub still takes it, and the
+  // one this worker's handshakes leave, handed back to eddyd with the result.
+  tls::SessionCache hub_sessions;
+  if (job->hub_session) hub_sessions.put(*job->hub_session);
+  auto options = updater_options(*config);
+  if (options.hub) options.hub->tls_sessions = &hub_sessions;
+  auto updater = ota::Updater::create(std::move(options), link);
   if (!updater) return report_error(updater.error());
   ota::Updater& u = **updater;
   u.set_activity_listener([&](const std::string& activity) { link.send({{"activity", activity}}); });
@@ -247,6 +253,7 @@ int run_update_worker(UniqueFd fd) {
     auto r = u.rollback(job->target);
     reply = r ? nlohmann::json{{"result", *r}} : nlohmann::json{{"error", error_json(r.error())}};
   }
+  for (const auto& session : hub_sessions.all()) link.send({{"hub_tls_session", worker_protocol::session_json(session)}});
   return link.send(reply) ? 0 : 1;
 }
 

@@ -43,6 +43,11 @@ class RecordingHost : public daemon::WorkerHost, public ota::AppControl {
   }
   void worker_started_apps() override { apps_started = true; }
   ota::AppControl& worker_apps() override { return apps ? *apps : *this; }
+  std::vector<tls::SavedSession> hub_sessions;
+  void worker_hub_session(tls::SavedSession session) override {
+    std::lock_guard lock(mutex);
+    hub_sessions.push_back(std::move(session));
+  }
 
   Status restart(const std::string& name, const std::vector<std::string>& argv,
                  const std::filesystem::path& cwd) override {
@@ -87,6 +92,7 @@ echo '{"activity":"fetching file:///srv/fleet"}' >&3
 echo '{"update":{"target":"sensor-app","state":"downloading"}}' >&3
 echo '{"update":null}' >&3
 echo '{"apps_started":true}' >&3
+echo '{"hub_tls_session":{"host":"hub.example","port":8443,"ca_file":"/etc/eddy/hub-ca.pem","ca_stamp":"1:2","client_cert":"","data":"00ff10"}}' >&3
 echo '{"result":{"outcome":"up-to-date","commit":"1a2b3c4","message":"up to date at 1a2b3c4","poll_failed":false}}' >&3
 )"),
                       host_);
@@ -101,6 +107,10 @@ echo '{"result":{"outcome":"up-to-date","commit":"1a2b3c4","message":"up to date
   EXPECT_EQ(host_.updates[0]["state"], "downloading");
   EXPECT_TRUE(host_.updates[1].is_null());
   EXPECT_TRUE(host_.apps_started);
+  ASSERT_EQ(host_.hub_sessions.size(), 1u);
+  EXPECT_EQ(host_.hub_sessions[0].host, "hub.example");
+  EXPECT_EQ(host_.hub_sessions[0].port, 8443);
+  EXPECT_EQ(host_.hub_sessions[0].data, std::string("\x00\xff\x10", 3));
   EXPECT_FALSE(worker.pid()) << "reaped";
 
   // What the worker was given: the job, eddyd's version, pid and configuration text.
@@ -171,6 +181,8 @@ TEST_F(UpdateWorkerTest, AWorkerThatBreaksTheProtocolIsKilled) {
       {R"({"hello":"eddyd"})", "an unknown message"},
       {R"({"app":"reboot","name":"sensor-app"})", "unknown app request \"reboot\""},
       {R"({"app":"restart","name":"sensor-app","argv":"bin/app"})", "without \"argv\" and \"cwd\""},
+      {R"({"hub_tls_session":{"host":"h","port":1,"ca_file":"c","ca_stamp":"s","client_cert":"","data":"secret"}})",
+       "no \"data\" in hexadecimal"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.line);
@@ -181,6 +193,7 @@ TEST_F(UpdateWorkerTest, AWorkerThatBreaksTheProtocolIsKilled) {
     EXPECT_EQ(r.failure->code, Errc::internal);
     EXPECT_NE(r.failure->message.find(c.expect), std::string::npos) << r.failure->message;
     EXPECT_NE(r.failure->message.find("killed by signal 9"), std::string::npos) << r.failure->message;
+    EXPECT_EQ(r.failure->message.find("secret"), std::string::npos) << "a session's data is never shown";
   }
 }
 

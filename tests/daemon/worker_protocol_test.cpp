@@ -57,6 +57,71 @@ TEST(WorkerProtocolTest, MalformedJobsNameWhatIsWrong) {
   }
 }
 
+eddy::tls::SavedSession sample_session() {
+  eddy::tls::SavedSession s;
+  s.host = "hub.example";
+  s.port = 8443;
+  s.ca_file = "/etc/eddy/hub-ca.pem";
+  s.ca_stamp = "1234:5678";
+  s.client_cert = "";
+  s.data = std::string("\x00\x01secret\xfe\xff", 10);
+  return s;
+}
+
+TEST(WorkerProtocolTest, TheHubSessionTravelsWithTheJobAndBack) {
+  auto without = wp::job_from_json(wp::job_json(sample_job()));
+  ASSERT_TRUE(without);
+  EXPECT_FALSE(without->hub_session);
+
+  auto job = sample_job();
+  job.hub_session = sample_session();
+  auto sent = wp::to_line(wp::job_json(job));
+  auto back = wp::job_from_json(json::parse(sent));
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->hub_session);
+  EXPECT_TRUE(back->hub_session->same_peer(sample_session()));
+  EXPECT_EQ(back->hub_session->data, sample_session().data);
+
+  auto alone = wp::session_from_json(json::parse(wp::to_line(wp::session_json(sample_session()))));
+  ASSERT_TRUE(alone) << alone.error().message;
+  EXPECT_EQ(alone->data, sample_session().data);
+}
+
+TEST(WorkerProtocolTest, AMalformedSessionIsRefusedWithoutShowingIt) {
+  struct Case {
+    std::string name;
+    std::function<void(json&)> spoil;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {"not an object", [](json& s) { s = "secret"; }, "not a JSON object"},
+      {"no host", [](json& s) { s.erase("host"); }, "\"host\""},
+      {"port out of range", [](json& s) { s["port"] = 70000; }, "\"port\""},
+      {"data not hex", [](json& s) { s["data"] = "secret!!"; }, "\"data\""},
+      {"data empty", [](json& s) { s["data"] = ""; }, "\"data\""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    json j = wp::job_json(sample_job());
+    j["hub_tls_session"] = wp::session_json(sample_session());
+    c.spoil(j["hub_tls_session"]);
+    auto job = wp::job_from_json(j);
+    ASSERT_FALSE(job);
+    EXPECT_EQ(job.error().code, Errc::invalid_argument);
+    EXPECT_NE(job.error().message.find(c.expect), std::string::npos) << job.error().message;
+    EXPECT_EQ(job.error().message.find("secret"), std::string::npos) << job.error().message;
+  }
+  // A job malformed elsewhere shows itself, but not the session it carries.
+  json j = wp::job_json(sample_job());
+  j["hub_tls_session"] = wp::session_json(sample_session());
+  j.erase("config");
+  auto job = wp::job_from_json(j);
+  ASSERT_FALSE(job);
+  EXPECT_EQ(job.error().message.find(j["hub_tls_session"]["data"].get<std::string>()), std::string::npos)
+      << job.error().message;
+  EXPECT_NE(job.error().message.find("not shown"), std::string::npos) << job.error().message;
+}
+
 TEST(WorkerProtocolTest, ErrorsKeepTheirCode) {
   auto e = wp::error_from_json(wp::error_json({Errc::key_not_allowed, "key not allowed for namespace git"}));
   EXPECT_EQ(e.code, Errc::key_not_allowed);

@@ -137,7 +137,7 @@ INSTANTIATE_TEST_SUITE_P(Transports, PollTipTest, ::testing::Values("file", "git
                          [](const auto& param_info) { return param_info.param; });
 
 // With a hub (ScriptedHub: the device routes of fleet/API.md, gates set by the test), over plain
-// HTTP; over HTTPS (hub.ca_file) the worker syncs every poll (daemon/agent.hpp says why).
+// HTTP, and over HTTPS (hub.ca_file), where eddyd resumes the worker's TLS session.
 class HubPollTipTest : public WorkerCountingTest {
  protected:
   void use_hub(bool https) {
@@ -257,16 +257,35 @@ TEST_F(HubPollTipTest, AHubThatFailsRefusesOrGarblesItsAnswerLeavesThePollToTheW
   expect_quiet_check("up-to-date");
 }
 
-TEST_F(HubPollTipTest, AnHttpsHubIsSyncedByTheWorkerAtEveryPoll) {
+TEST_F(HubPollTipTest, AnHttpsHubIsSyncedByEddydOverTheWorkersResumedTlsSession) {
+  // The worker's poll in start_v1 handed eddyd its TLS session; eddyd resumes it (it never
+  // runs a full handshake: tls_resume_only) and the hub renews its ticket each time.
   start_v1(true);
   const int base = workers();
-  for (int i = 1; i <= 2; ++i) {
-    const int syncs = hub_->sync_count();
-    EXPECT_EQ(check_outcome(), "up-to-date");
-    EXPECT_EQ(workers(), base + i);
-    EXPECT_EQ(hub_->sync_count(), syncs + 1) << "one sync a poll, the worker's";
-  }
+  for (int i = 0; i < 3; ++i) expect_quiet_check("up-to-date");
+  EXPECT_EQ(workers(), base);
   EXPECT_EQ(db_value("hub_last_sync_result"), "ok");
+
+  // The hub restarted with a new ticket key: it refuses eddyd's session, so eddyd stops its
+  // handshake at the ServerHello, before sending a request, and a worker polls (offering the
+  // same session, falling back to a full handshake) and hands over its new session.
+  hub_->stop();
+  hub_->start();
+  const int syncs = hub_->sync_count();
+  EXPECT_EQ(check_outcome(), "up-to-date");
+  EXPECT_EQ(workers(), base + 1);
+  EXPECT_EQ(hub_->sync_count(), syncs + 1) << "one sync, the worker's";
+  expect_quiet_check("up-to-date");
+  EXPECT_EQ(workers(), base + 1);
+
+  // A change the hub asks for still reaches a worker.
+  fleet_->publish("sensor-app", bundle("2.0.0"));
+  hub_->set_gate("sensor-app", "sensor-app-2.0.0", true, 1);
+  EXPECT_EQ(check_outcome(), "updated");
+  EXPECT_EQ(device_->current_version("sensor-app"), "2.0.0");
+  EXPECT_EQ(check_outcome(), "up-to-date");  // a worker again: the last poll installed
+  expect_quiet_check("up-to-date");
+  EXPECT_EQ(workers(), base + 3);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "platform/http_client.hpp"
+#include "platform/tls.hpp"
 #include "tests/support/raw_http_server.hpp"
 #include "tests/support/support.hpp"
 #include "tests/support/tls_servers.hpp"
@@ -68,6 +69,22 @@ TEST_F(HttpsClient, GetsAFileByIpAddressAndByName) {
   auto missing = request(server->url("/nope"), trusting(pki().ca.cert));
   ASSERT_TRUE(missing) << missing.error().message;
   EXPECT_EQ(missing->status, 404);
+}
+
+TEST_F(HttpsClient, ResumesASessionWithAnOpenSslServer) {
+  // lighttpd's mod_openssl issues RFC 5077 tickets of its own making: mbedTLS resumes them.
+  auto server = serve(pki().server);
+  tls::SessionCache sessions;
+  auto options = trusting(pki().ca.cert);
+  options.tls_sessions = &sessions;
+  auto first = request(server->url("/hello.txt"), options);
+  ASSERT_TRUE(first) << first.error().message;
+  options.tls_resume_only = true;
+  auto again = request(server->url("/hello.txt"), options);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->body, "hello over tls\n");
+  EXPECT_EQ(sessions.counts().resumed, 1u);
+  EXPECT_EQ(sessions.counts().full, 1u);
 }
 
 TEST_F(HttpsClient, RefusesACertificateFromAnotherCa) {

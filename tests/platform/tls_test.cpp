@@ -16,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <atomic>
+#include <ctime>
 #include <mutex>
 #include <thread>
 
@@ -286,6 +287,138 @@ TEST_F(TlsServer, ClientCertificatesWhenAsked) {
   auto refused = http::request(server.url("/mtls"), half);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::invalid_argument);
+}
+
+// Resumption: the echo server issues session tickets (ServerConfig's default), the client keeps
+// sessions in a SessionCache, whose counts are mbedTLS's word on each handshake (the ServerHello
+// resumed the offered session, or a full handshake followed).
+
+TEST_F(TlsServer, ResumesASavedSessionWithAnAbbreviatedHandshake) {
+  TlsEchoServer server(config());
+  SessionCache sessions;
+  auto options = trusting();
+  options.tls_sessions = &sessions;
+  auto first = http::request(server.url("/first"), options);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(sessions.counts().full, 1u);
+  EXPECT_EQ(sessions.counts().offered, 0u);
+  auto kept = sessions.all();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].host, "127.0.0.1");
+  EXPECT_EQ(kept[0].port, server.port());
+  EXPECT_EQ(kept[0].ca_file, pki().ca.cert.string());
+  EXPECT_FALSE(kept[0].data.empty());
+
+  // Each resumed handshake gets a new ticket, which the next one offers; resume_only is met.
+  options.tls_resume_only = true;
+  for (int i = 0; i < 3; ++i) {
+    auto again = http::request(server.url("/again"), options);
+    ASSERT_TRUE(again) << i << ": " << again.error().message;
+    EXPECT_EQ(again->body, "you asked: GET /again HTTP/1.1\n");
+  }
+  auto counts = sessions.counts();
+  EXPECT_EQ(counts.offered, 3u);
+  EXPECT_EQ(counts.resumed, 3u);
+  EXPECT_EQ(counts.full, 1u);
+  ASSERT_EQ(sessions.all().size(), 1u);
+  EXPECT_NE(sessions.all()[0].data, kept[0].data);
+  EXPECT_TRUE(eddy::testing::wait_until([&] { return server.served() == 4; }));
+  EXPECT_EQ(server.failed(), 0) << server.last_error();
+}
+
+TEST_F(TlsServer, RefusedTicketFallsBackToAFullHandshake) {
+  // A session from one server offered to another one with its own ticket key: what a device
+  // sees after its hub restarted.
+  TlsEchoServer before(config());
+  TlsEchoServer after(config());
+  SessionCache sessions;
+  auto options = trusting();
+  options.tls_sessions = &sessions;
+  ASSERT_TRUE(http::request(before.url("/before"), options));
+  ASSERT_EQ(sessions.all().size(), 1u);
+  auto moved = sessions.all()[0];
+  moved.port = static_cast<std::uint16_t>(after.port());
+  sessions.put(moved);
+
+  auto r = http::request(after.url("/after"), options);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->body, "you asked: GET /after HTTP/1.1\n");
+  auto counts = sessions.counts();
+  EXPECT_EQ(counts.offered, 1u);
+  EXPECT_EQ(counts.resumed, 0u);
+  EXPECT_EQ(counts.full, 2u);
+  // The new session, with after's ticket, replaced the refused one and resumes.
+  auto kept = sessions.find(moved);
+  ASSERT_TRUE(kept);
+  EXPECT_NE(kept->data, moved.data);
+  ASSERT_TRUE(http::request(after.url("/resumed"), options));
+  EXPECT_EQ(sessions.counts().resumed, 1u);
+
+  // resume_only: a refused session stops the handshake after the ServerHello, and is dropped.
+  sessions.put(moved);
+  options.tls_resume_only = true;
+  auto refused = http::request(after.url("/refused"), options);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::conflict);
+  EXPECT_TRUE(contains(refused.error().message, "127.0.0.1:" + std::to_string(after.port()))) << refused.error().message;
+  EXPECT_FALSE(sessions.find(moved));
+  EXPECT_EQ(sessions.counts().full, 2u);  // no full handshake ran
+  auto none = http::request(after.url("/none"), options);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Errc::conflict);
+  EXPECT_TRUE(contains(none.error().message, "no saved session")) << none.error().message;
+}
+
+TEST_F(TlsServer, ExpiredTicketFallsBackToAFullHandshake) {
+  auto short_lived = ServerConfig::load(pki().server.cert, pki().server.key, {}, 1s);
+  ASSERT_TRUE(short_lived) << short_lived.error().message;
+  TlsEchoServer server(*short_lived);
+  SessionCache sessions;
+  auto options = trusting();
+  options.tls_sessions = &sessions;
+  auto issued = std::time(nullptr);
+  ASSERT_TRUE(http::request(server.url("/fresh"), options));
+  // mbedTLS refuses a ticket whose session is more than the lifetime (1 s) old.
+  EXPECT_TRUE(eddy::testing::wait_until([&] { return std::time(nullptr) >= issued + 3; }, 30s));
+  auto r = http::request(server.url("/stale"), options);
+  ASSERT_TRUE(r) << r.error().message;
+  auto counts = sessions.counts();
+  EXPECT_EQ(counts.offered, 1u);
+  EXPECT_EQ(counts.resumed, 0u);
+  EXPECT_EQ(counts.full, 2u);
+
+  auto too_long = ServerConfig::load(pki().server.cert, pki().server.key, {}, std::chrono::days(30));
+  ASSERT_FALSE(too_long);
+  EXPECT_EQ(too_long.error().code, Errc::invalid_argument);
+}
+
+TEST_F(TlsServer, SessionIsOfferedOnlyToItsHostPortAndCaFile) {
+  TlsEchoServer server(config());
+  TlsEchoServer other(config());
+  SessionCache sessions;
+  auto options = trusting();
+  options.tls_sessions = &sessions;
+  ASSERT_TRUE(http::request(server.url("/by-ip"), options));
+  // Another name for the same server, another port, the same CA in another file: full ones.
+  ASSERT_TRUE(http::request(server.url("/by-name", "localhost"), options));
+  ASSERT_TRUE(http::request(other.url("/other-port"), options));
+  auto copy = work_.path() / "ca-copy.pem";
+  stdfs::copy_file(pki().ca.cert, copy);
+  auto copied = options;
+  copied.ca_file = copy;
+  ASSERT_TRUE(http::request(server.url("/other-ca-file"), copied));
+  EXPECT_EQ(sessions.counts().offered, 0u);
+  EXPECT_EQ(sessions.counts().full, 4u);
+  EXPECT_EQ(sessions.all().size(), 4u);
+
+  // The CA file replaced (new trust, same path): its older session is not offered.
+  eddy::testing::write_file(copy, eddy::testing::read_file(pki().ca.cert) + "\n");
+  ASSERT_TRUE(http::request(server.url("/replaced-ca-file"), copied));
+  EXPECT_EQ(sessions.counts().offered, 0u);
+  // And the first one still resumes.
+  ASSERT_TRUE(http::request(server.url("/by-ip-again"), options));
+  EXPECT_EQ(sessions.counts().offered, 1u);
+  EXPECT_EQ(sessions.counts().resumed, 1u);
 }
 
 TEST_F(TlsServer, DeadlineClosesThePendingHandshake) {

@@ -178,6 +178,9 @@ void Device::start(const std::map<std::string, std::string>& env, bool wait_read
     ::setsid();
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
+    // Nothing else of the test's (Asio opens its sockets without CLOEXEC: a hub's listening
+    // socket kept open in eddyd would keep the hub's port taken after the hub stops).
+    for (int fd = 3; fd < 1024; ++fd) ::close(fd);
     ::chdir(dir_.c_str());
     ::execve(exe.c_str(), argv.data(), envp.data());
     ::_exit(127);
