@@ -272,6 +272,14 @@ class CliRuntime final : public ContainerRuntime {
 
   Status remove_redirects(const std::string& tag) override {
     auto listed = iptables({"-S"});
+    if (!listed && listed.error().code == Errc::process) {
+      // Listing needs the same privilege as inserting (CAP_NET_ADMIN): where eddyd cannot list
+      // the nat table (a rootless runtime), it cannot have left a rule there either, and the
+      // containers' own recovery must not stop on it.
+      log::warning("cannot look for a port redirect of " + tag + " (" + listed.error().message +
+                   "); none can have been made by this eddyd");
+      return {};
+    }
     if (!listed) return listed.error().code == Errc::unsupported ? Status{} : Status(std::unexpected(listed.error()));
     const std::string comment = "eddy:" + tag;
     for (const auto& line : lines_of(listed->output)) {

@@ -150,19 +150,23 @@ TEST_F(DeviceTest, StatusAndHistoryAnswerWhileIdle) {
 }
 
 TEST_F(DeviceTest, StepsArePacedByTimeWithoutAHub) {
-  // steps [1, 100] with a 3 s bake: this device's place in line (73.4 for "test-device" and
-  // "sensor-app") is outside the first step, so it waits until the second step opens 3 s
-  // after the commit, and eddyd polls again right then by itself (the interval is 1 h).
+  // steps [1, 100] with a short bake: this device's place in line (73.4 for "test-device" and
+  // "sensor-app") is outside the first step, so it waits until the second step opens a bake
+  // after the commit, and eddyd polls again right then by itself (the interval is 1 h). The
+  // bake must outlast eddyd's start and the first check: 3 s natively, 45 s under qemu-user on
+  // a loaded machine (where 3 s once passed before the check answered).
+  const int bake = emulator().empty() ? 3 : 45;
   auto v1 = bundle("1.0.0");
   fleet_->add_bundle("sensor-app", v1);
   fleet_->add_release("sensor-app", v1);
-  fleet_->set_rollout("sensor-app", "1.0.0", "[1, 100]\n  bake: 3s");
+  fleet_->set_rollout("sensor-app", "1.0.0", "[1, 100]\n  bake: " + std::to_string(bake) + "s");
   fleet_->repo().commit("sensor-app 1.0.0 in two steps");
   device_->start();
   auto r = device_->eddy({"check"});
   EXPECT_EQ(r.json.value("outcome", ""), "not-admitted") << r.output << device_->log();
   EXPECT_FALSE(device_->current_version("sensor-app").has_value());
-  EXPECT_TRUE(wait_until([&] { return device_->current_version("sensor-app") == "1.0.0"; }, std::chrono::seconds(30)))
+  EXPECT_TRUE(wait_until([&] { return device_->current_version("sensor-app") == "1.0.0"; },
+                         std::chrono::seconds(bake + 30)))
       << device_->log();
 }
 

@@ -285,6 +285,15 @@ TEST(ContainerRuntime, RedirectPortsFailuresAreClear) {
   EXPECT_EQ(missing.error().code, Errc::unsupported);
   EXPECT_NE(missing.error().message.find("iptables"), std::string::npos) << missing.error().message;
   EXPECT_TRUE(bare->remove_redirects("web"));
+
+  // Not allowed to list the nat table (a rootless eddyd): not allowed to have inserted there
+  // either, so nothing is left to remove and the recovery goes on.
+  RecordingRunner rootless;
+  auto user = make_container_runtime(RuntimeKind::podman, rootless.runner());
+  rootless.reply(4, "iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you "
+                    "must be root)\n");
+  EXPECT_TRUE(user->remove_redirects("web"));
+  EXPECT_EQ(rootless.calls().size(), 1u);
 }
 
 // Draining waits while connection tracking shows an established connection to the container,
