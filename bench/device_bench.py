@@ -434,7 +434,18 @@ apps:
 
         # 4: with a hub, plain HTTP and HTTPS: this build, and the build before if given.
         # Without a hub too (file://, 300 polls), so that both builds' memory is compared in the
-        # same configuration (an eddyd that restarts its app by a command, no debug log).
+        # same configuration (an eddyd that restarts its app by a command, no debug log). The
+        # first device's eddyd is stopped meanwhile: an eddyd of the same build running beside
+        # the one measured would share its executable's pages and halve its PSS and USS. Its
+        # app (which these devices' health probes ask) is served by hand meanwhile.
+        eddyd.terminate()
+        eddyd.wait(timeout=20)
+        eddyd = None
+        stand_in = subprocess.Popen(["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                                     os.path.join(dev, "app", "current", "www")], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        while http_version(port) != "1.0.0":
+            time.sleep(0.01)
         hub_rows = []
         builds = [("this build", BUILD)] + ([("before", BEFORE)] if BEFORE else [])
         for tls in (None, False, True):
@@ -449,6 +460,22 @@ apps:
             finally:
                 if hub:
                     hub.stop()
+
+        stand_in.terminate()
+        stand_in.wait()
+        # The first device again, serving v1.
+        eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), "a"),
+                                 start_new_session=True)
+        for _ in range(500):
+            if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.01)
+        subprocess.run([EDDY, "check"], env=env, check=True, capture_output=True)
+        for _ in range(1000):
+            if http_version(port) == "1.0.0":
+                break
+            time.sleep(0.01)
+        assert http_version(port) == "1.0.0", "v1 not serving after eddyd's restart"
 
         # 3: a failing verdict to the previous version answering again. (The analysis tolerates
         # two failed checks, so that v1 passes on a loaded machine whose Python starts slowly;
