@@ -14,7 +14,8 @@ Measures, with a real eddyd following a real signed fleet repository on this mac
      executable (loading its libraries) for comparison;
   3. time from a failing health verdict to the previous version answering again, next to the
      cold start of the same app by hand (reference: how long the app itself takes to come up);
-  4. the no-op poll's CPU time and eddyd's VmRSS with a hub: a real eddy-hub following the same
+  4. the no-op poll's CPU time and eddyd's VmRSS, PSS and USS (and its largest mappings) without
+     a hub and with one: a real eddy-hub following the same
      repository, over plain HTTP and over HTTPS (a test CA made with openssl, hub.ca_file), the
      device's rollout admitted; each poll also syncs with the hub. With a second build folder
      (BEFORE_BUILD_DIR, for example main's), the same polls by that build's eddyd in the same
@@ -148,6 +149,32 @@ def proc_rss_kib(pid):
     return 0
 
 
+def proc_memory(pid):
+    """VmRSS, PSS and USS (private clean + dirty) of pid in KiB, and the same per mapping (file
+    name, [heap], [stack] or [anon]), from /proc/PID/smaps."""
+    total = {"Rss": 0, "Pss": 0, "Uss": 0}
+    per = {}
+    name = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if not parts[0].endswith(":"):
+                name = os.path.basename(parts[5]) if len(parts) > 5 else "[anon]"
+                per.setdefault(name, {"Rss": 0, "Pss": 0, "Uss": 0})
+                continue
+            key = {"Rss:": "Rss", "Pss:": "Pss", "Private_Clean:": "Uss", "Private_Dirty:": "Uss"}.get(parts[0])
+            if key:
+                per[name][key] += int(parts[1])
+                total[key] += int(parts[1])
+    return total, per
+
+
+def describe_mappings(per, limit=12):
+    """The largest mappings by VmRSS, as `name Rss/Pss/Uss` in KiB."""
+    top = sorted(per.items(), key=lambda kv: -kv[1]["Rss"])[:limit]
+    return ", ".join("%s %d/%d/%d" % (n, v["Rss"], v["Pss"], v["Uss"]) for n, v in top)
+
+
 def children_usage():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime, r.ru_maxrss
@@ -210,10 +237,12 @@ def start_git_servers(root, repo):
     return GitServers(root, repo)
 
 
-def device_noop_poll_cpu(root, name, url, fleet, polls, build=BUILD, hub=None, quiet_outcomes=("up-to-date",)):
+def device_noop_poll_cpu(root, name, url, fleet, polls, build=BUILD, hub=None, quiet_outcomes=("up-to-date",),
+                         with_memory=False):
     """A second eddyd following url (its app restarted by a command, not supervised), from
     `build`, with `hub` (url, token, ca_file or None) if given: the CPU of its no-op polls, in
-    total and split into eddyd's own and its workers', in ms per poll, and its VmRSS after them."""
+    total and split into eddyd's own and its workers', in ms per poll, and its VmRSS after them
+    (with_memory: and proc_memory's totals and mappings after them)."""
     dev = tempfile.mkdtemp(prefix="device-", dir=root)
     cfg = os.path.join(dev, "eddyd.yaml")
     hub_section = ""
@@ -248,11 +277,14 @@ apps:
             assert json.loads(out)["outcome"] in quiet_outcomes, out
         own1, workers1 = proc_cpu_seconds(eddyd.pid)
         rss_kib = proc_rss_kib(eddyd.pid)  # after asking the server itself 300 times
+        memory = proc_memory(eddyd.pid)
     finally:
         eddyd.terminate()
         eddyd.wait(timeout=20)
     own_ms = (own1 - own0) / polls * 1000
     workers_ms = (workers1 - workers0) / polls * 1000
+    if with_memory:
+        return own_ms + workers_ms, own_ms, workers_ms, rss_kib / 1024, memory
     return own_ms + workers_ms, own_ms, workers_ms, rss_kib / 1024
 
 
@@ -401,18 +433,49 @@ apps:
             servers.stop()
 
         # 4: with a hub, plain HTTP and HTTPS: this build, and the build before if given.
+        # Without a hub too (file://, 300 polls), so that both builds' memory is compared in the
+        # same configuration (an eddyd that restarts its app by a command, no debug log). The
+        # first device's eddyd is stopped meanwhile: an eddyd of the same build running beside
+        # the one measured would share its executable's pages and halve its PSS and USS. Its
+        # app (which these devices' health probes ask) is served by hand meanwhile.
+        eddyd.terminate()
+        eddyd.wait(timeout=20)
+        eddyd = None
+        stand_in = subprocess.Popen(["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                                     os.path.join(dev, "app", "current", "www")], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        while http_version(port) != "1.0.0":
+            time.sleep(0.01)
         hub_rows = []
-        for tls in (False, True):
-            hub = Hub(root, fleet, tls)
+        builds = [("this build", BUILD)] + ([("before", BEFORE)] if BEFORE else [])
+        for tls in (None, False, True):
+            hub = Hub(root, fleet, tls) if tls is not None else None
             try:
-                builds = [("this build", BUILD)] + ([("before", BEFORE)] if BEFORE else [])
                 for label, build in builds:
-                    eddy_ms, eddyd_ms, worker_ms, rss_mib = device_noop_poll_cpu(
+                    eddy_ms, eddyd_ms, worker_ms, rss_mib, memory = device_noop_poll_cpu(
                         root, "hub", "file://" + fleet.repo, fleet, polls, build=build,
-                        hub=(hub.url, hub.token, hub.ca_file))
-                    hub_rows.append((hub.url.split(":")[0], label, eddy_ms, eddyd_ms, worker_ms, rss_mib))
+                        hub=(hub.url, hub.token, hub.ca_file) if hub else None, with_memory=True)
+                    scheme = hub.url.split(":")[0] if hub else None
+                    hub_rows.append((scheme, label, eddy_ms, eddyd_ms, worker_ms, rss_mib, memory))
             finally:
-                hub.stop()
+                if hub:
+                    hub.stop()
+
+        stand_in.terminate()
+        stand_in.wait()
+        # The first device again, serving v1.
+        eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), "a"),
+                                 start_new_session=True)
+        for _ in range(500):
+            if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.01)
+        subprocess.run([EDDY, "check"], env=env, check=True, capture_output=True)
+        for _ in range(1000):
+            if http_version(port) == "1.0.0":
+                break
+            time.sleep(0.01)
+        assert http_version(port) == "1.0.0", "v1 not serving after eddyd's restart"
 
         # 3: a failing verdict to the previous version answering again. (The analysis tolerates
         # two failed checks, so that v1 passes on a loaded machine whose Python starts slowly;
@@ -466,12 +529,18 @@ apps:
             print("| CPU time of a no-op poll over %s (eddyd / workers) | %.2f ms (%.2f / %.2f) | %.2f ms (`git fetch`, no-op) | %.2f | < 5 ms |"
                   % (name, eddy_ms, eddyd_ms, worker_ms, ref_ms, eddy_ms / ref_ms))
             print("| VmRSS of that eddyd after its polls | %.1f MiB | | | < 8 MiB |" % rss_mib)
-        for scheme, label, eddy_ms, eddyd_ms, worker_ms, rss_mib in hub_rows:
-            print("| CPU time of a no-op poll with an %s hub (file:// source), %s (eddyd / workers) | %.2f ms (%.2f / %.2f) | | | < 5 ms |"
-                  % (scheme, label, eddy_ms, eddyd_ms, worker_ms))
-            print("| VmRSS of that eddyd after its polls | %.1f MiB | | | < 8 MiB |" % rss_mib)
+        for scheme, label, eddy_ms, eddyd_ms, worker_ms, rss_mib, (total, _) in hub_rows:
+            where = "with an %s hub" % scheme if scheme else "without a hub"
+            print("| CPU time of a no-op poll %s (file:// source), %s (eddyd / workers) | %.2f ms (%.2f / %.2f) | | | < 5 ms |"
+                  % (where, label, eddy_ms, eddyd_ms, worker_ms))
+            print("| VmRSS of that eddyd after its polls; PSS; USS | %.2f MiB; %.2f; %.2f MiB | | | < 8 MiB |"
+                  % (rss_mib, total["Pss"] / 1024, total["Uss"] / 1024))
         print("| failing verdict → previous version answering | %.0f ms | %.0f ms (cold start of the app by hand) | %.2f | < 1 s |"
               % (rollback_ms, cold_ms, rollback_ms / cold_ms))
+        print()
+        print("Largest mappings of each eddyd after its polls (KiB: VmRSS/PSS/USS):")
+        for scheme, label, _, _, _, _, (_, per) in hub_rows:
+            print("- %s, %s: %s" % ("%s hub" % scheme if scheme else "no hub", label, describe_mappings(per)))
     finally:
         if eddyd:
             eddyd.terminate()

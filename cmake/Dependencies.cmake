@@ -46,3 +46,16 @@ find_library(HTTP_PARSER_LIBRARY http_parser REQUIRED)
 add_library(eddy_http_parser INTERFACE)
 target_include_directories(eddy_http_parser SYSTEM INTERFACE ${HTTP_PARSER_INCLUDE_DIR})
 target_link_libraries(eddy_http_parser INTERFACE ${HTTP_PARSER_LIBRARY})
+
+# yaml-cpp as a static archive, for the resident eddyd only (daemon/CMakeLists.txt,
+# EDDY_EDDYD_STATIC_CXX): Debian's libyaml-cpp-dev ships libyaml-cpp.a beside the shared library.
+# Looked for beside the shared library the build links (of the target's architecture in cross
+# builds, which install only its runtime package: no archive there, and eddyd links it shared).
+set(EDDY_YAML_CPP_ARCHIVE "")
+get_target_property(_eddy_yaml_location yaml-cpp LOCATION)
+if(_eddy_yaml_location)
+  get_filename_component(_eddy_yaml_dir "${_eddy_yaml_location}" DIRECTORY)
+  if(EXISTS "${_eddy_yaml_dir}/libyaml-cpp.a")
+    set(EDDY_YAML_CPP_ARCHIVE "${_eddy_yaml_dir}/libyaml-cpp.a")
+  endif()
+endif()

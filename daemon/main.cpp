@@ -1,5 +1,6 @@
 // eddyd: the device agent. Parses arguments, loads the configuration and hands over to Agent,
 // which runs each poll in the update worker eddyd-worker (daemon/worker/).
+#include <malloc.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,12 @@
 #include "platform/systemd.hpp"
 
 int main(int argc, char** argv) {
+  // One malloc arena for all of eddyd's threads (the loop, the job thread, a control request's
+  // thread): glibc would give each thread that allocates an arena of its own, whose freed pages
+  // stay resident (0.1 MiB after hub syncs over TLS; bench/RESULTS.md, issue 2). eddyd's threads
+  // allocate little and seldom at the same time, so sharing the lock costs nothing measurable.
+  // Before any thread starts.
+  ::mallopt(M_ARENA_MAX, 1);
   CLI::App app{
       "eddyd: the Eddy device agent. Follows a signed fleet repository, installs the releases it "
       "assigns to this device, checks their health and rolls back on its own.\n\n"

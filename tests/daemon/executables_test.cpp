@@ -30,8 +30,15 @@ TEST(ExecutablesTest, EddydLinksNoUpdateEngineLibrary) {
     EXPECT_FALSE(needs(eddyd, library)) << "eddyd needs " << library;
   EXPECT_TRUE(needs(eddyd, "libsqlite3")) << "status and history come from the state store";
   // mbedTLS is let in deliberately: it comes with the HTTP client of eddyd's own hub sync
-  // (daemon/agent.hpp), which speaks only to plain-HTTP hubs, so its code is loaded but never
-  // run; idle VmRSS stays under 8 MiB (bench/RESULTS.md, issue 2).
+  // (daemon/agent.hpp), which resumes the update worker's TLS session with an https:// hub;
+  // VmRSS stays under 8 MiB with it (bench/RESULTS.md, issue 2).
+
+#if EDDY_EDDYD_STATIC_CXX
+  // The C++ runtime and yaml-cpp are linked in (daemon/CMakeLists.txt, EDDY_EDDYD_STATIC_CXX):
+  // the shared ones would cost eddyd 2 MiB of resident pages.
+  for (const char* library : {"libstdc++", "libyaml-cpp", "libgcc_s"})
+    EXPECT_FALSE(needs(eddyd, library)) << "eddyd needs " << library << " (built with EDDY_EDDYD_STATIC_CXX)";
+#endif
 
   auto worker = needed(eddyd_worker_path());
   for (const char* library : {"libgit2", "libarchive", "libsodium", "libsqlite3"})
