@@ -49,13 +49,17 @@ target_link_libraries(eddy_http_parser INTERFACE ${HTTP_PARSER_LIBRARY})
 
 # yaml-cpp as a static archive, for the resident eddyd only (daemon/CMakeLists.txt,
 # EDDY_EDDYD_STATIC_CXX): Debian's libyaml-cpp-dev ships libyaml-cpp.a beside the shared library.
-# Looked for beside the shared library the build links (of the target's architecture in cross
-# builds, which install only its runtime package: no archive there, and eddyd links it shared).
-set(EDDY_YAML_CPP_ARCHIVE "")
-get_target_property(_eddy_yaml_location yaml-cpp LOCATION)
-if(_eddy_yaml_location)
-  get_filename_component(_eddy_yaml_dir "${_eddy_yaml_location}" DIRECTORY)
-  if(EXISTS "${_eddy_yaml_dir}/libyaml-cpp.a")
-    set(EDDY_YAML_CPP_ARCHIVE "${_eddy_yaml_dir}/libyaml-cpp.a")
+# Looked for beside the shared library the build links, unless a toolchain file named one: the
+# arm64 cross build installs only the target's runtime package (libyaml-cpp-dev is not
+# multi-arch), and cross/install-deps unpacks the target's archive into its cache instead
+# (cross/cmake/multiarch.cmake). None found: eddyd links yaml-cpp and libstdc++ shared.
+if(NOT EDDY_YAML_CPP_ARCHIVE)
+  set(EDDY_YAML_CPP_ARCHIVE "")
+  get_target_property(_eddy_yaml_location yaml-cpp LOCATION)
+  if(_eddy_yaml_location)
+    get_filename_component(_eddy_yaml_dir "${_eddy_yaml_location}" DIRECTORY)
+    if(EXISTS "${_eddy_yaml_dir}/libyaml-cpp.a")
+      set(EDDY_YAML_CPP_ARCHIVE "${_eddy_yaml_dir}/libyaml-cpp.a")
+    endif()
   endif()
 endif()

@@ -19,6 +19,18 @@ set(ENV{PKG_CONFIG_PATH} "")
 set(EDDY_LIBGIT2_LIBRARY ${EDDY_CROSS_LIBDIR}/libgit2.so.1.5 CACHE STRING "")
 set(HTTP_PARSER_LIBRARY ${EDDY_CROSS_LIBDIR}/libhttp_parser.so.2.9 CACHE FILEPATH "")
 set(yaml-cpp_DIR ${CMAKE_CURRENT_LIST_DIR}/yaml-cpp CACHE PATH "")
+# yaml-cpp's static archive for the resident eddyd (daemon/CMakeLists.txt): cross/install-deps
+# unpacks the target's libyaml-cpp-dev into its cache, since installing it would remove the
+# host's. Absent (an older cache, a failed download): eddyd links yaml-cpp and libstdc++ shared.
+if(DEFINED ENV{EDDY_CROSS_CACHE})
+  set(_eddy_cross_cache $ENV{EDDY_CROSS_CACHE})
+else()
+  set(_eddy_cross_cache /var/cache/eddy-cross)
+endif()
+set(_eddy_yaml_archive ${_eddy_cross_cache}/${CMAKE_SYSTEM_PROCESSOR}/yaml-cpp/libyaml-cpp.a)
+if(EXISTS ${_eddy_yaml_archive})
+  set(EDDY_YAML_CPP_ARCHIVE ${_eddy_yaml_archive} CACHE FILEPATH "")
+endif()
 
 # Test executables (gtest_discover_tests, ctest) run under qemu-user: no binfmt handler
 # needed. Without -L: the -dev:<arch> packages bring the target's libc6 along, whose
