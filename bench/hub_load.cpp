@@ -30,6 +30,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -107,16 +108,39 @@ std::map<std::string, long> proc_status(pid_t pid) {
   return out;
 }
 
-// CPU seconds (user + system) a process has used.
-double process_cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+// CPU seconds (user + system) in a /proc/.../stat line, and the name between its parentheses;
+// nullopt when the file could not be read (a thread that ended).
+std::optional<std::pair<std::string, double>> stat_cpu_seconds(const stdfs::path& stat) {
+  std::ifstream in(stat);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
+  const auto open = text.find('('), close = text.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open) return std::nullopt;
+  std::istringstream fields(text.substr(close + 2));  // after "pid (comm) "
   std::string field;
   double ticks = 0;
   for (int i = 3; i <= 15 && fields >> field; ++i)
     if (i >= 14) ticks += std::stod(field);  // utime, stime
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return std::pair{text.substr(open + 1, close - open - 1), ticks / static_cast<double>(::sysconf(_SC_CLK_TCK))};
+}
+
+// CPU seconds (user + system) a process has used.
+double process_cpu_seconds(pid_t pid) {
+  auto cpu = stat_cpu_seconds("/proc/" + std::to_string(pid) + "/stat");
+  return cpu ? cpu->second : 0;
+}
+
+// CPU seconds (user + system) of each thread of a process so far, summed by thread name
+// (/proc/PID/task/TID/stat). The main thread, which keeps the executable's name, is eddy-hub's
+// loop that owns the store: it is called "store" here.
+std::map<std::string, double> threads_cpu_seconds(pid_t pid) {
+  std::map<std::string, double> out;
+  std::error_code ec;
+  for (const auto& task : stdfs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    auto cpu = stat_cpu_seconds(task.path() / "stat");
+    if (!cpu) continue;  // the thread ended
+    out[task.path().filename() == std::to_string(pid) ? "store" : cpu->first] += cpu->second;
+  }
+  return out;
 }
 
 double thread_cpu_seconds() {
@@ -243,6 +267,7 @@ struct LoadResult {
   double seconds = 0;
   double server_cpu_seconds = -1;  // the server's CPU time during the run, when measured
   double client_cpu_seconds = 0;   // this program's
+  std::map<std::string, double> server_threads_cpu_seconds;  // by thread name, when measured
   std::vector<double> latency_ms;  // sorted
   std::string first_error;
 };
@@ -251,7 +276,8 @@ struct LoadResult {
 // them, then reads the answers, until the workload runs dry or `limit` passes.
 LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std::size_t connections, int threads,
                            Workload& work, std::chrono::seconds limit,
-                           const std::function<double()>& server_cpu = {}) {
+                           const std::function<double()>& server_cpu = {},
+                           const std::function<std::map<std::string, double>()>& server_threads_cpu = {}) {
   std::vector<LoadResult> results(static_cast<std::size_t>(threads));
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
@@ -320,6 +346,7 @@ LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std
   while (ready.load() < threads) std::this_thread::sleep_for(1ms);  // connected (TLS: handshakes done)
   const double client_cpu = process_cpu_seconds(::getpid());
   const double server_cpu_at_start = server_cpu ? server_cpu() : 0;
+  const auto threads_at_start = server_threads_cpu ? server_threads_cpu() : std::map<std::string, double>{};
   const auto start = Clock::now();
   deadline = (start + limit).time_since_epoch().count();
   go = true;
@@ -328,6 +355,12 @@ LoadResult run_closed_loop(const http::Url& url, const stdfs::path& ca_file, std
   total.seconds = seconds_since(start);
   total.client_cpu_seconds = process_cpu_seconds(::getpid()) - client_cpu;
   if (server_cpu) total.server_cpu_seconds = server_cpu() - server_cpu_at_start;
+  if (server_threads_cpu) {
+    for (const auto& [name, seconds] : server_threads_cpu()) {
+      auto before = threads_at_start.find(name);
+      total.server_threads_cpu_seconds[name] = seconds - (before == threads_at_start.end() ? 0 : before->second);
+    }
+  }
   for (auto& r : results) {
     total.requests += r.requests;
     total.failed += r.failed;
@@ -489,6 +522,22 @@ void print_load(const char* what, const LoadResult& r, int per_request) {
                 "each core it gets; load generator CPU %.1f s\n",
                 r.server_cpu_seconds, r.seconds, 100 * r.server_cpu_seconds / r.seconds, per_report_us,
                 1e6 / per_report_us, r.client_cpu_seconds);
+    if (!r.server_threads_cpu_seconds.empty()) {
+      // Each thread's share, the store's first: the thread that bounds the rate one report a request.
+      std::string line = "    server threads, CPU a report:";
+      auto add = [&](const std::string& name, double seconds) {
+        char text[96];
+        std::snprintf(text, sizeof text, " %s %.1f us (%.0f%% of a core),", name.c_str(),
+                      seconds * 1e6 / (static_cast<double>(r.requests) * per_request), 100 * seconds / r.seconds);
+        line += text;
+      };
+      if (auto store = r.server_threads_cpu_seconds.find("store"); store != r.server_threads_cpu_seconds.end())
+        add(store->first, store->second);
+      for (const auto& [name, seconds] : r.server_threads_cpu_seconds)
+        if (name != "store" && seconds > 0) add(name, seconds);  // the idle ones left out
+      line.pop_back();
+      std::printf("%s\n", line.c_str());
+    }
   }
   if (!r.first_error.empty()) std::printf("    first failure: %s\n", r.first_error.c_str());
   std::fflush(stdout);
@@ -779,7 +828,7 @@ void run_capacity(const Options& o, const stdfs::path& dir) {
   const pid_t pid = hub.process().pid();
   auto measured = [&](Workload& work, std::chrono::seconds run_limit) {
     return run_closed_loop(hub.url(), hub.ca_file(), connections, o.threads, work, run_limit,
-                           [pid] { return process_cpu_seconds(pid); });
+                           [pid] { return process_cpu_seconds(pid); }, [pid] { return threads_cpu_seconds(pid); });
   };
   SyncOnce syncs(hub.url(), devices, connections, fleet.commit);
   print_load("hub: sync every device once", measured(syncs, 600s), 1);

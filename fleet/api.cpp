@@ -366,8 +366,17 @@ void HubApi::reports(const ServerRequest& request, const std::string& id, Respon
   auto batch = parse_report_batch(request.body, max_reports_per_request);
   if (!batch) return respond(from_error(batch.error()));
   std::vector<Report> parsed = std::move(*batch);
+  // What can be made before the hand-over is made here, on the server's thread, not on the
+  // store's: each report's probes as stored, and the answer, which acknowledges every id of the
+  // batch in order (duplicates too) once the batch is stored.
+  json acknowledged = json::array();
+  for (auto& report : parsed) {
+    report.probes_json = probes_json(report.probes);
+    acknowledged.push_back(report.id);
+  }
   enqueue(
-      [this, id, parsed = std::move(parsed)]() -> Applied {
+      [this, id, parsed = std::move(parsed),
+       answer = json_response(200, {{"acknowledged", std::move(acknowledged)}})]() mutable -> Applied {
         auto outcome = director_.record_reports(id, parsed);
         if (!outcome) return {from_error(outcome.error()), {}};
         auto counted = [this, added = outcome->added, duplicates = outcome->duplicates,
@@ -376,7 +385,7 @@ void HubApi::reports(const ServerRequest& request, const std::string& id, Respon
           reports_duplicate_total_ += static_cast<std::uint64_t>(duplicates);
           if (verdict && on_verdict_) on_verdict_();
         };
-        return {json_response(200, {{"acknowledged", std::move(outcome->acknowledged)}}), std::move(counted)};
+        return {std::move(answer), std::move(counted)};
       },
       std::move(respond));
 }
@@ -426,10 +435,16 @@ void HubApi::commit_group() {
         if (!*alive) return;
         if (!durable) return refuse(durable.error());
         fault::point("hub:after-group-commit");
-        for (std::size_t i = 0; i < group->writes.size(); ++i) {
-          if (group->applied[i].on_commit) group->applied[i].on_commit();
-          group->writes[i].respond(std::move(group->applied[i].response));
-        }
+        for (auto& applied : group->applied)
+          if (applied.on_commit) applied.on_commit();
+        auto answer = [group] {
+          for (std::size_t i = 0; i < group->writes.size(); ++i)
+            group->writes[i].respond(std::move(group->applied[i].response));
+        };
+        // On the server's loop the answers go out, and the group's requests are freed, off the
+        // store's thread.
+        if (answer_loop_) answer_loop_->post(std::move(answer));
+        else answer();
       });
   if (!st) refuse(st.error());
 }

@@ -57,6 +57,11 @@ class HubApi {
   // director can look again before its next tick.
   void set_verdict_listener(std::function<void()> listener) { on_verdict_ = std::move(listener); }
 
+  // Hand the answers to device writes over to `loop` (the server's), one post a group commit,
+  // instead of answering each from the store's thread (each answer a post of its own there).
+  // Before the server starts.
+  void answer_on(EventLoop& loop) { answer_loop_ = &loop; }
+
   std::uint64_t reports_total() const { return reports_total_; }
   std::uint64_t reports_duplicate_total() const { return reports_duplicate_total_; }
 
@@ -92,6 +97,7 @@ class HubApi {
   http::ServerResponse metrics();
 
   EventLoop& loop_;
+  EventLoop* answer_loop_ = nullptr;  // answer_on()
   Director& director_;
   TokenFile& device_tokens_;
   TokenFile& operator_tokens_;

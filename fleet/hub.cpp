@@ -1,5 +1,7 @@
 #include "fleet/hub.hpp"
 
+#include "fleet/thread_name.hpp"
+
 #include "platform/fs.hpp"
 #include "platform/log.hpp"
 #include "platform/systemd.hpp"
@@ -66,6 +68,7 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
   server_options.tls_key = config.tls_key;
   server_options.max_body = 1 << 20;
   h.server_loop_ = std::make_unique<EventLoop>();
+  h.api_->answer_on(*h.server_loop_);
   auto server = http::Server::start(
       *h.server_loop_, server_options,
       [api = h.api_.get()](http::ServerRequest request, std::function<void(http::ServerResponse)> respond) {
@@ -82,8 +85,14 @@ Expected<std::unique_ptr<Hub>> Hub::start(EventLoop& loop, HubOptions options) {
   loop.post([&h, alive = h.alive_] {
     if (*alive) (void)h.director_->tick();
   });
-  h.server_thread_ = std::thread([&h] { h.server_loop_->run(); });
-  h.follower_thread_ = std::thread([&h] { h.follow(); });
+  h.server_thread_ = std::thread([&h] {
+    name_this_thread("hub-http");
+    h.server_loop_->run();
+  });
+  h.follower_thread_ = std::thread([&h] {
+    name_this_thread("hub-follow");
+    h.follow();
+  });
   log::notice("eddy-hub listening on " + h.url() + ", following " + config.source_url + " (" + config.source_branch +
               ")" + (h.director_->commit().empty() ? "" : " from commit " + short_id(h.director_->commit())));
   return hub;

@@ -53,7 +53,13 @@ struct Report {
   std::int64_t generation = 0;
   std::string from, to, outcome, level, message;
   std::vector<ProbeResult> probes;
+  // `probes` as the store keeps them (probes_json), when made before the report reaches the
+  // store's thread (HubApi makes it on the server's); empty: the store makes it.
+  std::string probes_json;
 };
+
+// Probe results as the store keeps them: a JSON array of {name, iteration, ok, detail}.
+std::string probes_json(const std::vector<ProbeResult>& probes);
 
 struct Verdict {
   std::int64_t at = 0;

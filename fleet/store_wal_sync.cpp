@@ -6,10 +6,15 @@
 
 #include <cerrno>
 
+#include "fleet/thread_name.hpp"
+
 namespace eddy::fleet {
 
 WalSync::WalSync(EventLoop& loop, std::filesystem::path wal) : loop_(loop), wal_(std::move(wal)) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("hub-walsync");
+    run();
+  });
 }
 
 WalSync::~WalSync() {

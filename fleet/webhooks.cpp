@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "fleet/thread_name.hpp"
 #include "platform/http_client.hpp"
 #include "platform/log.hpp"
 
@@ -17,7 +18,11 @@ std::string webhook_body(const WebhookEvent& e) {
 }
 
 WebhookSender::WebhookSender(WebhookOptions options) : options_(std::move(options)) {
-  if (!options_.hooks.empty()) thread_ = std::thread([this] { run(); });
+  if (!options_.hooks.empty())
+    thread_ = std::thread([this] {
+      name_this_thread("hub-webhooks");
+      run();
+    });
 }
 
 WebhookSender::~WebhookSender() {

@@ -101,39 +101,50 @@ Expected<Database> Database::open(const std::filesystem::path& path, const std::
   return db;
 }
 
-Expected<sqlite3_stmt*> Database::prepare(std::string_view sql, const std::vector<Value>& params) {
-  sqlite3_stmt* stmt = nullptr;
+namespace {
+
+// SQLITE_STATIC: no copy of the text. The caller's parameters outlive every step of the
+// statement, and finish() clears the bindings (or finalizes the statement) before query() returns.
+template <class Text>
+int bind(sqlite3_stmt* stmt, int idx, const std::variant<std::nullptr_t, std::int64_t, double, Text>& value) {
+  return std::visit(
+      [&](const auto& v) -> int {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, idx);
+        else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, idx, v);
+        else if constexpr (std::is_same_v<T, double>) return sqlite3_bind_double(stmt, idx, v);
+        else return sqlite3_bind_text(stmt, idx, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      },
+      value);
+}
+
+}  // namespace
+
+template <class Params>
+Expected<Database::Prepared> Database::prepare(std::string_view sql, const Params& params) {
+  Prepared prepared{nullptr, false};
   auto kept = statements_.find(sql);
   // A kept statement still running (a query made from inside another's row callback) is left
   // alone: this use gets one of its own.
   if (kept != statements_.end() && !sqlite3_stmt_busy(kept->second)) {
-    stmt = kept->second;
+    prepared = {kept->second, true};
   } else {
-    if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &prepared.stmt, nullptr) != SQLITE_OK)
       return std::unexpected(db_error("prepare `" + std::string(sql) + "`"));
-    if (kept == statements_.end() && stmt && statements_.size() < max_kept_statements)
-      statements_.emplace(std::string(sql), stmt);
+    if (kept == statements_.end() && prepared.stmt && statements_.size() < max_kept_statements) {
+      statements_.emplace(std::string(sql), prepared.stmt);
+      prepared.kept = true;
+    }
   }
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    int idx = static_cast<int>(i + 1);
-    int rc = std::visit(
-        [&](const auto& v) -> int {
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, idx);
-          else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, idx, v);
-          else if constexpr (std::is_same_v<T, double>) return sqlite3_bind_double(stmt, idx, v);
-          // SQLITE_STATIC: no copy of the text. `params` outlives every step of the statement, and
-          // finish() clears the bindings (or finalizes the statement) before query() returns.
-          else return sqlite3_bind_text(stmt, idx, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-        },
-        params[i]);
-    if (rc != SQLITE_OK) {
+  int idx = 0;
+  for (const auto& value : params) {
+    if (bind(prepared.stmt, ++idx, value) != SQLITE_OK) {
       auto err = db_error("bind");
-      finish(sql, stmt);
+      finish(prepared);
       return std::unexpected(err);
     }
   }
-  return stmt;
+  return prepared;
 }
 
 Status Database::execute(std::string_view sql, const std::vector<Value>& params) {
@@ -142,31 +153,39 @@ Status Database::execute(std::string_view sql, const std::vector<Value>& params)
 
 Status Database::query(std::string_view sql, const std::vector<Value>& params,
                        const std::function<void(const Row&)>& on_row) {
-  auto stmt = prepare(sql, params);
-  if (!stmt) return std::unexpected(stmt.error());
-  Row row(*stmt);
+  return run(sql, params, on_row);
+}
+
+Status Database::execute_refs(std::string_view sql, std::initializer_list<ValueRef> params) {
+  return run(sql, params, [](const Row&) {});
+}
+
+template <class Params>
+Status Database::run(std::string_view sql, const Params& params, const std::function<void(const Row&)>& on_row) {
+  auto prepared = prepare(sql, params);
+  if (!prepared) return std::unexpected(prepared.error());
+  Row row(prepared->stmt);
   for (;;) {
-    int rc = sqlite3_step(*stmt);
+    int rc = sqlite3_step(prepared->stmt);
     if (rc == SQLITE_ROW) {
       on_row(row);
       continue;
     }
     if (rc == SQLITE_DONE) break;
     auto err = db_error("run `" + std::string(sql.substr(0, 60)) + "`");
-    finish(sql, *stmt);
+    finish(*prepared);
     return std::unexpected(err);
   }
-  finish(sql, *stmt);
+  finish(*prepared);
   return {};
 }
 
-void Database::finish(std::string_view sql, sqlite3_stmt* stmt) {
-  auto kept = statements_.find(sql);
-  if (kept != statements_.end() && kept->second == stmt) {
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
+void Database::finish(const Prepared& prepared) {
+  if (prepared.kept) {
+    sqlite3_reset(prepared.stmt);
+    sqlite3_clear_bindings(prepared.stmt);
   } else {
-    sqlite3_finalize(stmt);
+    sqlite3_finalize(prepared.stmt);
   }
 }
 
@@ -189,6 +208,8 @@ Expected<std::optional<std::int64_t>> Database::query_integer(std::string_view s
 }
 
 std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
+
+std::int64_t Database::changes() const { return sqlite3_changes64(db_); }
 
 Status Database::transaction(const std::function<Status()>& body) {
   // Nested calls become savepoints, so a helper that is one transaction on its own can be

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,9 @@ struct sqlite3_stmt;
 namespace eddy::storage {
 
 using Value = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
+// A parameter that refers to the caller's text instead of holding a copy of it, for statements
+// on a hot path (eddy-hub runs two for every report): the text must outlive the call.
+using ValueRef = std::variant<std::nullptr_t, std::int64_t, double, std::string_view>;
 
 struct Migration {
   int version;
@@ -60,7 +64,11 @@ class Database {
                const std::function<void(const Row&)>& on_row);
   Expected<std::optional<std::string>> query_text(std::string_view sql, const std::vector<Value>& params = {});
   Expected<std::optional<std::int64_t>> query_integer(std::string_view sql, const std::vector<Value>& params = {});
+  // execute() with parameters that refer to the caller's text (no copy of any of it is made).
+  Status execute_refs(std::string_view sql, std::initializer_list<ValueRef> params);
   std::int64_t last_insert_id() const;
+  // Rows inserted, updated or deleted by the latest INSERT, UPDATE or DELETE.
+  std::int64_t changes() const;
 
   // Run `body` inside BEGIN IMMEDIATE … COMMIT (a SAVEPOINT when nested); roll back if it
   // fails. Only one thread writes (the update worker).
@@ -71,9 +79,17 @@ class Database {
 
  private:
   Database(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
-  Expected<sqlite3_stmt*> prepare(std::string_view sql, const std::vector<Value>& params);
+  // A statement ready to step; `kept` when it is the cached one for its SQL text.
+  struct Prepared {
+    sqlite3_stmt* stmt;
+    bool kept;
+  };
+  template <class Params>
+  Expected<Prepared> prepare(std::string_view sql, const Params& params);
+  template <class Params>
+  Status run(std::string_view sql, const Params& params, const std::function<void(const Row&)>& on_row);
   // Done with a statement from prepare(): reset a kept one, finalize one made for a single use.
-  void finish(std::string_view sql, sqlite3_stmt* stmt);
+  static void finish(const Prepared& prepared);
   void finalize_all();
   Error db_error(std::string_view what) const;
 

@@ -3,6 +3,9 @@
 // SIGTERM, and a restart that keeps the rollout where it was.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <set>
+
 #include "tests/support/fleet.hpp"
 #include "tests/support/hub.hpp"
 #include "tests/support/support.hpp"
@@ -79,6 +82,24 @@ TEST_F(HubProcessTest, ServesDevicesAndOperatorsAndStopsCleanly) {
   ASSERT_TRUE(exit);
   EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << *exit << "\n" << hub_.log();
   EXPECT_TRUE(contains(hub_.log(), "eddy-hub stopped")) << hub_.log();
+}
+
+// The hub's threads carry names (top -H, perf, bench/hub_load's CPU per thread): the main
+// thread, which runs the loop that owns the store, keeps the executable's name.
+TEST_F(HubProcessTest, ThreadsCarryTheirNames) {
+  if (!emulator().empty())
+    GTEST_SKIP() << "under qemu-user /proc/PID/task lists the emulator's threads, and the names are qemu's to pass on";
+  hub_.start();
+  ASSERT_TRUE(wait_until([&] { return hub_.request("GET", "/v1/rollouts/app", hub_.operator_token()).status == 200; }))
+      << hub_.log();
+  std::set<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(hub_.pid()) + "/task")) {
+    std::string name = read_file(task.path() / "comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    names.insert(name);
+  }
+  for (const char* expected : {"eddy-hub", "hub-http", "hub-walsync", "hub-follow"})
+    EXPECT_TRUE(names.contains(expected)) << expected << " is not among the hub's threads";
 }
 
 TEST_F(HubProcessTest, ARestartMidRolloutContinuesWhereItWas) {

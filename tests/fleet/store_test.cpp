@@ -175,5 +175,41 @@ TEST_F(StoreTest, ARolloutRowWrittenByAFailedTransactionIsNotReadBack) {
   EXPECT_EQ((*store_->rollout("app"))->step, 2);
 }
 
+// A hub database of schema 1 (reports WITHOUT ROWID) moves its reports to the table of
+// migration 2 (by arrival, with a unique index on device and id): none lost, each still once.
+TEST(HubMigration, ReportsOfSchemaOneAreKeptAndStillCountedOnce) {
+  TempDir dir;
+  {
+    std::vector<storage::Migration> first(hub_migrations().begin(), hub_migrations().begin() + 1);
+    auto db = storage::Database::open(dir / "hub.db", first);
+    ASSERT_TRUE(db) << db.error().message;
+    ASSERT_EQ(db->schema_version(), 1);
+    for (const char* id : {"pi-1:2", "pi-1:1", "pi-2:1"})
+      ASSERT_TRUE(db->execute(
+          "INSERT INTO reports (device, id, received_at, time, kind, target, rollout, release, version, fleet_commit, "
+          "generation, from_state, to_state, outcome, level, message, probes) VALUES (substr(?1, 1, 4), ?1, 10, 5, "
+          "'transition', 'app', 'app', 'app-1.0', '1.0', 'c1', 1, 'probing', 'committed', 'committed', '', '', "
+          "'[{\"name\":\"health\",\"iteration\":1,\"ok\":true,\"detail\":\"HTTP 200\"}]')",
+          {std::string(id)}));
+  }
+  auto store = SqliteStore::open(dir / "hub.db");
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ((*store)->database().schema_version(), hub_migrations().back().version);
+  auto pi1 = (*store)->reports("pi-1");
+  ASSERT_TRUE(pi1) << pi1.error().message;
+  ASSERT_EQ(pi1->size(), 2u);
+  EXPECT_EQ((*pi1)[0].id, "pi-1:1");
+  EXPECT_EQ((*pi1)[1].id, "pi-1:2");
+  ASSERT_EQ((*pi1)[0].probes.size(), 1u);
+  EXPECT_EQ((*pi1)[0].probes[0].detail, "HTTP 200");
+  Report again;
+  again.id = "pi-1:2";
+  again.kind = "transition";
+  EXPECT_EQ(*(*store)->add_report("pi-1", again, 20), false);  // stored before the migration: counted once
+  again.id = "pi-1:3";
+  EXPECT_EQ(*(*store)->add_report("pi-1", again, 20), true);
+  EXPECT_EQ(**(*store)->database().query_integer("SELECT COUNT(*) FROM reports"), 4);
+}
+
 }  // namespace
 }  // namespace eddy::fleet
