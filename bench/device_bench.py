@@ -350,6 +350,18 @@ tick: 1s
         self.proc.wait(timeout=20)
 
 
+def start_device(cfg, dev, env, log_mode):
+    """Starts eddyd on cfg, waits until it answers `eddy status`, and polls once."""
+    eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), log_mode),
+                             start_new_session=True)
+    for _ in range(500):
+        if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.01)
+    subprocess.run([EDDY, "check"], env=env, check=True, capture_output=True)
+    return eddyd
+
+
 def main():
     root = tempfile.mkdtemp(prefix="eddy-bench-")
     eddyd = None
@@ -370,13 +382,7 @@ apps:
   app: {{dir: {dev}/app, run: [bin/app]}}
 """)
         env = dict(os.environ, EDDY_SOCKET=os.path.join(dev, "eddyd.sock"))
-        eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), "w"),
-                                 start_new_session=True)
-        for _ in range(500):
-            if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.01)
-        subprocess.run([EDDY, "check"], env=env, check=True, capture_output=True)
+        eddyd = start_device(cfg, dev, env, "w")
         assert http_version(port) == "1.0.0", "v1 not serving"
 
         # 1 + 2: idle memory and the CPU of polls that find nothing new.
@@ -464,13 +470,7 @@ apps:
         stand_in.terminate()
         stand_in.wait()
         # The first device again, serving v1.
-        eddyd = subprocess.Popen([EDDYD, "--config", cfg], stderr=open(os.path.join(dev, "log"), "a"),
-                                 start_new_session=True)
-        for _ in range(500):
-            if subprocess.run([EDDY, "status"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.01)
-        subprocess.run([EDDY, "check"], env=env, check=True, capture_output=True)
+        eddyd = start_device(cfg, dev, env, "a")
         for _ in range(1000):
             if http_version(port) == "1.0.0":
                 break
