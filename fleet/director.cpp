@@ -501,7 +501,6 @@ Expected<ReportsOutcome> Director::record_reports(std::string_view device, const
     for (const auto& report : reports) {
       auto added = store_.add_report(device, report, at);
       if (!added) return std::unexpected(added.error());
-      out.acknowledged.push_back(report.id);
       if (!*added) {
         ++out.duplicates;
         continue;

@@ -89,8 +89,8 @@ struct Gate {
   std::string reason;
 };
 
+// The answer that acknowledges each id is made by HubApi, before the store is reached.
 struct ReportsOutcome {
-  std::vector<std::string> acknowledged;
   int added = 0, duplicates = 0;
   bool verdict_changed = false;  // an outcome arrived for a rollout: worth an early tick
 };
